@@ -1,0 +1,17 @@
+"""REST API under /api: one blueprint per resource, one error format."""
+
+from __future__ import annotations
+
+from livetrain.api.datasets import bp as datasets_bp
+from livetrain.api.networks import bp as networks_bp
+from livetrain.api.runs import bp as runs_bp
+from livetrain.api.status import bp as status_bp
+from livetrain.api.training import bp as training_bp
+
+BLUEPRINTS = (status_bp, datasets_bp, networks_bp, runs_bp, training_bp)
+
+
+def register(app) -> None:
+    """Attach every API blueprint."""
+    for bp in BLUEPRINTS:
+        app.register_blueprint(bp)

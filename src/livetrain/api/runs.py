@@ -1,0 +1,102 @@
+"""Runs: list, get, cancel, resume, metric history (JSON and CSV)."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+from apiflask import APIBlueprint
+from flask import Response, current_app
+
+from livetrain.api.schemas import MetricsQuery, RunsQuery, TrainIn, present
+
+bp = APIBlueprint("runs", __name__, url_prefix="/api/runs", tag="Runs")
+
+METRIC_COLUMNS = ["seq", "epoch", "total_epochs", "train_loss", "val_loss", "accuracy", "correct", "total",
+                  "elapsed_time", "eval_time", "progress", "ts"]
+
+
+def _svc():
+    return current_app.extensions["livetrain"]
+
+
+@bp.get("")
+@bp.input(RunsQuery, location="query", arg_name="query")
+def list_runs(query):
+    """Runs, newest first, paginated."""
+    store = _svc().store
+    statuses = [query["status"]] if query.get("status") else None
+    runs = store.list_runs(network_id=query.get("network_id"), statuses=statuses,
+                           limit=query["limit"], offset=query["offset"])
+    total = store.count_runs(network_id=query.get("network_id"), statuses=statuses)
+    return {"runs": [r.to_dict() for r in runs], "total": total,
+            "limit": query["limit"], "offset": query["offset"]}
+
+
+@bp.get("/<run_id>")
+def get_run(run_id: str):
+    """One run."""
+    return _svc().runs.get(run_id).to_dict()
+
+
+@bp.post("/<run_id>/cancel")
+def cancel_run(run_id: str):
+    """Stop a run within a second; its last whole epoch's checkpoint is kept."""
+    return _svc().runs.cancel(run_id).to_dict()
+
+
+@bp.post("/<run_id>/resume")
+@bp.input(TrainIn, arg_name="body")
+def resume_run(run_id: str, body):
+    """Start a new run that continues this one from its last checkpoint."""
+    svc = _svc()
+    source = svc.runs.get(run_id)
+    network = svc.networks.get(source.network_id)
+    dataset = svc.datasets.get(network.dataset_id)
+    body = present(body)
+    body.pop("resume", None)
+    run = svc.runs.resume(run_id, network, dataset, body)
+    return {"job_id": run.id, "run_id": run.id, "network_id": network.id,
+            "status": "training_started", "run": run.to_dict()}, 202
+
+
+def _metric_rows(run_id: str, after_seq: int) -> list[dict]:
+    events = _svc().store.list_events(run_id, after_seq=after_seq, types=["training_update"])
+    return [e.payload for e in events]
+
+
+@bp.get("/<run_id>/metrics")
+@bp.input(MetricsQuery, location="query", arg_name="query")
+def run_metrics(run_id: str, query):
+    """Per-epoch metrics after `after_seq` (what a reconnecting client missed); JSON or CSV."""
+    run = _svc().runs.get(run_id)
+    rows = _metric_rows(run_id, query["after_seq"])
+    if query["format"] == "csv":
+        return _csv(run_id, rows)
+    return {"run_id": run.id, "status": run.status, "last_seq": run.last_seq, "metrics": rows}
+
+
+@bp.get("/<run_id>/metrics.csv")
+def run_metrics_csv(run_id: str):
+    """The whole metric history as CSV, for spreadsheets."""
+    _svc().runs.get(run_id)
+    return _csv(run_id, _metric_rows(run_id, 0))
+
+
+@bp.get("/<run_id>/events")
+@bp.input(MetricsQuery, location="query", arg_name="query")
+def run_events(run_id: str, query):
+    """Every stored event after `after_seq` (started, updates, and how it ended)."""
+    _svc().runs.get(run_id)
+    events = _svc().store.list_events(run_id, after_seq=query["after_seq"])
+    return {"run_id": run_id, "events": [{"event": e.type, **e.payload} for e in events]}
+
+
+def _csv(run_id: str, rows: list[dict]) -> Response:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=METRIC_COLUMNS, extrasaction="ignore")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in METRIC_COLUMNS})
+    return Response(out.getvalue(), mimetype="text/csv",
+                    headers={"Content-Disposition": f'attachment; filename="run-{run_id}-metrics.csv"'})

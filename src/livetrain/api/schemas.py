@@ -1,0 +1,73 @@
+"""Request and response schemas: they validate types at the edge and document the API (OpenAPI)."""
+
+from __future__ import annotations
+
+from apiflask import Schema, fields
+from apiflask.validators import Length, OneOf, Range
+from marshmallow import EXCLUDE
+
+
+class Loose(Schema):
+    """Unknown fields are ignored, so clients of the original server keep working."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+
+class NetworkIn(Loose):
+    layer_sizes = fields.List(fields.Integer(), load_default=None, validate=Length(min=2, max=200),
+                              metadata={"description": "Nielsen network widths, e.g. [784, 30, 10]"})
+    layers = fields.List(fields.Dict(), load_default=None, validate=Length(min=1, max=200),
+                         metadata={"description": "Layer specs, e.g. [{'type': 'Linear', 'out_features': 10}]"})
+    name = fields.String(load_default=None)
+    dataset_id = fields.String(load_default=None, metadata={"description": "default: mnist if present, else digits"})
+    dataset = fields.String(load_default=None, metadata={"description": "alias of dataset_id"})
+    loss = fields.String(load_default=None, validate=OneOf(["cross_entropy", "mse"]))
+    optimizer = fields.String(load_default=None, validate=OneOf(["sgd", "adam", "adamw"]))
+    learning_rate = fields.Float(load_default=None)
+    momentum = fields.Float(load_default=None)
+    weight_decay = fields.Float(load_default=None)
+    init = fields.String(load_default=None, validate=OneOf(["scaled", "standard"]))
+    seed = fields.Integer(load_default=None, validate=Range(min=0, max=2**31 - 1))
+
+
+class TrainIn(Loose):
+    epochs = fields.Integer(load_default=None, metadata={"description": "default 5"})
+    mini_batch_size = fields.Integer(load_default=None, metadata={"description": "default 10 (layer_sizes)"})
+    batch_size = fields.Integer(load_default=None, metadata={"description": "alias of mini_batch_size"})
+    learning_rate = fields.Float(load_default=None, metadata={"description": "default 3.0 (layer_sizes)"})
+    optimizer = fields.String(load_default=None, validate=OneOf(["sgd", "adam", "adamw"]))
+    momentum = fields.Float(load_default=None)
+    weight_decay = fields.Float(load_default=None)
+    seed = fields.Integer(load_default=None)
+    resume = fields.Boolean(load_default=False, metadata={"description": "continue from the latest checkpoint"})
+
+
+class PredictIn(Loose):
+    input = fields.List(fields.Raw(), load_default=None, metadata={"description": "one example's features"})
+    inputs = fields.List(fields.List(fields.Raw()), load_default=None, metadata={"description": "a batch"})
+    scaled = fields.Boolean(load_default=False,
+                            metadata={"description": "inputs are already preprocessed (skip the dataset's scaling)"})
+
+
+class RunsQuery(Loose):
+    network_id = fields.String(load_default=None)
+    status = fields.String(load_default=None, validate=OneOf(
+        ["queued", "running", "completed", "failed", "cancelled", "interrupted"]))
+    limit = fields.Integer(load_default=50, validate=Range(min=1, max=500))
+    offset = fields.Integer(load_default=0, validate=Range(min=0))
+
+
+class MetricsQuery(Loose):
+    after_seq = fields.Integer(load_default=0, validate=Range(min=0))
+    format = fields.String(load_default="json", validate=OneOf(["json", "csv"]))
+
+
+class ExamplesQuery(Loose):
+    kind = fields.String(load_default="right", validate=OneOf(["right", "wrong"]))
+    index = fields.Integer(load_default=None, validate=Range(min=0))
+
+
+def present(data: dict) -> dict:
+    """Drop the fields a client did not send."""
+    return {k: v for k, v in data.items() if v is not None}

@@ -1,0 +1,21 @@
+"""GET /api/status and the Prometheus endpoint."""
+
+from apiflask import APIBlueprint
+from flask import Response, current_app
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+bp = APIBlueprint("status", __name__, tag="Status")
+
+
+@bp.get("/api/status")
+def status():
+    """Server status: online, how many networks, how many runs queued or running."""
+    return current_app.extensions["livetrain"].status()
+
+
+@bp.get("/metrics")
+@bp.doc(hide=True)
+def prometheus():
+    """Prometheus metrics."""
+    registry = current_app.extensions["livetrain"].metrics.registry
+    return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)

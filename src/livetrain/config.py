@@ -1,0 +1,114 @@
+"""Settings: defaults, then `LIVETRAIN_*` environment variables, then what the caller passes."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+ENV_PREFIX = "LIVETRAIN_"
+
+
+def _cores() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+@dataclass
+class Settings:
+    """Everything livetrain can be told; each field also reads `LIVETRAIN_<NAME>`."""
+
+    home: Path = field(default_factory=Path.cwd)
+    database_url: str = ""  # default: sqlite file in home
+    mnist_dir: str = ""  # default: <home>/data/mnist
+    async_mode: str = "threading"  # the serve command picks eventlet
+    max_concurrent_runs: int = field(default_factory=_cores)
+    warm_workers: int = 1
+    keep_checkpoints: int = 3
+    progress_interval: float = 0.25  # seconds between training_progress events of a run
+    broadcast_events: bool = True  # old clients expect every training event broadcast
+    max_parameters: int = 20_000_000
+    max_content_length: int = 16 * 1024 * 1024
+    max_epochs: int = 10_000
+    max_batch_inputs: int = 10_000
+    cors_origins: str = "*"
+    secret_key: str = ""
+    cancel_grace: float = 0.8  # seconds a worker gets to stop before it is killed
+
+    @property
+    def models_dir(self) -> Path:
+        """Weights, checkpoints and examples live under here."""
+        return self.home / "models"
+
+    @property
+    def data_dir(self) -> Path:
+        """Dataset files live under here."""
+        return self.home / "data"
+
+    @property
+    def resolved_mnist_dir(self) -> Path:
+        """Where the MNIST files are looked for."""
+        return Path(self.mnist_dir) if self.mnist_dir else self.data_dir / "mnist"
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The SQLAlchemy URL of the metadata store."""
+        return self.database_url or f"sqlite:///{self.home / 'livetrain.db'}"
+
+    @classmethod
+    def load(cls, overrides: dict[str, Any] | None = None, environ=None) -> "Settings":
+        """Build settings from defaults, the environment, then `overrides`."""
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = environ.get(ENV_PREFIX + f.name.upper())
+            if raw is not None and raw != "":
+                values[f.name] = _coerce(f, raw)
+        for key, value in (overrides or {}).items():
+            key = key.lower()
+            if key not in {f.name for f in fields(cls)}:
+                raise ValueError(f"unknown setting {key!r}")
+            values[key] = value
+        if "home" in values:
+            values["home"] = Path(values["home"]).expanduser().resolve()
+        settings = cls(**values)
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        """Refuse settings that cannot work, with a message naming the setting."""
+        if self.async_mode not in {"eventlet", "threading", "gevent"}:
+            raise ValueError("async_mode must be eventlet, threading or gevent")
+        for name in ("max_concurrent_runs", "max_parameters", "max_content_length", "max_epochs"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1")
+        if self.warm_workers < 0 or self.keep_checkpoints < 1:
+            raise ValueError("warm_workers must be >= 0 and keep_checkpoints >= 1")
+
+    def torch_threads(self) -> int:
+        """Threads each worker process gives torch, so concurrent runs do not fight."""
+        return max(1, _cores() // self.max_concurrent_runs)
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-friendly view (for logs and the status page)."""
+        out = dataclasses.asdict(self)
+        out["home"] = str(self.home)
+        out.pop("secret_key", None)
+        return out
+
+
+def _coerce(f: dataclasses.Field, raw: str) -> Any:
+    kind = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", "str")
+    if kind == "bool":
+        return raw.strip().lower() in {"1", "true", "yes", "on"}
+    if kind == "int":
+        return int(raw)
+    if kind == "float":
+        return float(raw)
+    if kind == "Path":
+        return Path(raw)
+    return raw

@@ -1,0 +1,16 @@
+"""Extensions, bound to an app by `create_app`.
+
+CORS keeps no per-app state, so one unbound instance serves every app. Socket.IO does:
+its server, rooms and clients belong to one app, so each app gets its own `SocketIO`
+(two apps in one test process must not hear each other's events).
+"""
+
+from flask_cors import CORS
+from flask_socketio import SocketIO
+
+cors = CORS()
+
+
+def new_socketio() -> SocketIO:
+    """An unbound SocketIO for one app; `create_app` calls `init_app` on it."""
+    return SocketIO()

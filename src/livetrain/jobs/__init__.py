@@ -1,0 +1,1 @@
+"""The runner: a queue, a concurrency limit, worker processes, cancellation."""

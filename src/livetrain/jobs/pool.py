@@ -1,0 +1,179 @@
+"""Worker processes, kept warm so a run starts without paying for torch's import."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import subprocess
+import sys
+import threading
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+from livetrain.jobs.protocol import ChannelClosed, recv_message, send_message
+
+log = logging.getLogger(__name__)
+PACKAGE_PARENT = str(Path(__file__).resolve().parents[2])
+
+
+class WorkerHandle:
+    """The server's end of one worker process."""
+
+    def __init__(self, process: subprocess.Popen, sock: socket.socket) -> None:
+        self.process = process
+        self.sock = sock
+        self.pid = process.pid
+
+    @classmethod
+    def start(cls, threads: int) -> "WorkerHandle":
+        """Start a worker and wait until it has imported torch."""
+        ours, theirs = socket.socketpair()
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [PACKAGE_PARENT, env.get("PYTHONPATH")]))
+        for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+            env[name] = str(threads)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "livetrain.jobs.worker", "--fd", str(theirs.fileno())],
+            pass_fds=[theirs.fileno()],
+            env=env,
+            stdin=subprocess.DEVNULL,
+        )
+        theirs.close()
+        handle = cls(process, ours)
+        try:
+            hello = handle.recv()
+        except ChannelClosed:
+            handle.kill()
+            raise RuntimeError(f"worker process exited at start (exit code {process.poll()})") from None
+        if hello.get("type") != "ready":
+            handle.kill()
+            raise RuntimeError(f"worker said {hello!r} instead of ready")
+        return handle
+
+    def send(self, message: dict[str, Any]) -> None:
+        """Send a command."""
+        send_message(self.sock, message)
+
+    def recv(self) -> dict[str, Any]:
+        """Wait for the next report; `ChannelClosed` when the process is gone."""
+        try:
+            return recv_message(self.sock)
+        except (OSError, ValueError):
+            raise ChannelClosed() from None
+
+    @property
+    def alive(self) -> bool:
+        """True while the process runs."""
+        return self.process.poll() is None
+
+    def exit_code(self) -> int | None:
+        """The process's exit code, waiting briefly for it to be known."""
+        try:
+            return self.process.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def kill(self) -> None:
+        """Stop the process now."""
+        if self.alive:
+            self.process.kill()
+        self.process.wait()
+        self.sock.close()
+
+    def close(self) -> None:
+        """Ask the process to exit, killing it if it does not."""
+        try:
+            self.send({"type": "exit"})
+            self.process.wait(timeout=3)
+        except (OSError, subprocess.TimeoutExpired):
+            pass
+        self.kill()
+
+
+class WorkerPool:
+    """Hands out worker processes and keeps `warm` idle ones ready."""
+
+    def __init__(self, *, warm: int, threads: int, spawn) -> None:
+        self.warm = warm
+        self.threads = threads
+        self._spawn = spawn
+        self._idle: deque[WorkerHandle] = deque()
+        self._all: set[WorkerHandle] = set()
+        self._lock = threading.Lock()
+        self._starting = 0
+        self._closed = False
+
+    def _start(self) -> WorkerHandle:
+        handle = WorkerHandle.start(self.threads)
+        with self._lock:
+            if self._closed:
+                handle.kill()
+                raise RuntimeError("worker pool is closed")
+            self._all.add(handle)
+        return handle
+
+    def warm_up(self) -> None:
+        """Start idle workers in the background until `warm` are ready."""
+        with self._lock:
+            missing = self.warm - len(self._idle) - self._starting
+            if self._closed or missing <= 0:
+                return
+            self._starting += missing
+        for _ in range(missing):
+            self._spawn(self._start_idle)
+
+    def _start_idle(self) -> None:
+        try:
+            handle = self._start()
+        except Exception:
+            log.exception("could not start a warm worker")
+            with self._lock:
+                self._starting -= 1
+            return
+        with self._lock:
+            self._starting -= 1
+            self._idle.append(handle)
+
+    def acquire(self) -> WorkerHandle:
+        """An idle live worker, or a newly started one; refills the warm pool behind it."""
+        handle = None
+        with self._lock:
+            while self._idle and handle is None:
+                candidate = self._idle.popleft()
+                if candidate.alive:
+                    handle = candidate
+                else:
+                    self._all.discard(candidate)
+        if handle is None:
+            handle = self._start()
+        self.warm_up()
+        return handle
+
+    def release(self, handle: WorkerHandle) -> None:
+        """Give a worker back after a job; surplus workers exit."""
+        with self._lock:
+            keep = not self._closed and handle.alive and len(self._idle) < self.warm
+            if keep:
+                self._idle.append(handle)
+            else:
+                self._all.discard(handle)
+        if not keep:
+            handle.close()
+
+    def discard(self, handle: WorkerHandle) -> None:
+        """Kill a worker that cannot be reused."""
+        with self._lock:
+            self._all.discard(handle)
+        handle.kill()
+
+    def close(self) -> None:
+        """Kill every worker."""
+        with self._lock:
+            self._closed = True
+            handles = list(self._all)
+            self._all.clear()
+            self._idle.clear()
+        for handle in handles:
+            handle.kill()

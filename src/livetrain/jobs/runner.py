@@ -1,0 +1,168 @@
+"""`LocalRunner`: runs jobs in worker processes, at most N at a time, the rest in a FIFO queue.
+
+Each running job has an orchestration task (a green thread under eventlet) that reads the
+worker's reports and hands them to `on_message`; it never computes. The worker does.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from livetrain.jobs.pool import WorkerHandle, WorkerPool
+from livetrain.jobs.protocol import ChannelClosed
+
+log = logging.getLogger(__name__)
+TERMINAL = {"completed", "failed", "cancelled"}
+
+
+@dataclass
+class _Active:
+    handle: WorkerHandle | None = None
+    cancel_requested: bool = False
+
+
+class LocalRunner:
+    """Queue, concurrency limit and cancellation for jobs run by local worker processes."""
+
+    name = "local"
+
+    def __init__(
+        self,
+        *,
+        max_concurrent: int,
+        warm_workers: int,
+        torch_threads: int,
+        cancel_grace: float,
+        spawn: Callable[..., Any],
+        sleep: Callable[[float], None],
+        on_message: Callable[[str, dict[str, Any]], None],
+    ) -> None:
+        self.max_concurrent = max_concurrent
+        self.cancel_grace = cancel_grace
+        self._spawn = spawn
+        self._sleep = sleep
+        self._on_message = on_message
+        self.pool = WorkerPool(warm=warm_workers, threads=torch_threads, spawn=spawn)
+        self._queue: deque[tuple[str, dict[str, Any]]] = deque()
+        self._running: dict[str, _Active] = {}
+        self._lock = threading.Lock()
+        self._closing = False
+
+    def warm_up(self) -> None:
+        """Start the warm workers now rather than at the first run."""
+        self.pool.warm_up()
+
+    def submit(self, run_id: str, job: dict[str, Any]) -> None:
+        """Queue a job; it starts as soon as a slot is free."""
+        with self._lock:
+            self._queue.append((run_id, job))
+        self._pump()
+
+    def queued(self) -> list[str]:
+        """Run ids waiting for a slot, in order."""
+        with self._lock:
+            return [run_id for run_id, _ in self._queue]
+
+    def running(self) -> list[str]:
+        """Run ids with a worker."""
+        with self._lock:
+            return list(self._running)
+
+    def cancel(self, run_id: str) -> bool:
+        """Stop a queued or running job; False if this runner does not have it."""
+        with self._lock:
+            for item in self._queue:
+                if item[0] == run_id:
+                    self._queue.remove(item)
+                    break
+            else:
+                item = None
+            active = self._running.get(run_id)
+            if active is not None:
+                active.cancel_requested = True
+        if item is not None:
+            self._on_message(run_id, {"type": "cancelled", "epochs_done": 0})
+            return True
+        if active is None:
+            return False
+        if active.handle is not None:
+            try:
+                active.handle.send({"type": "cancel"})
+            except OSError:
+                pass
+            self._spawn(self._enforce_cancel, run_id, active.handle)
+        return True
+
+    def _enforce_cancel(self, run_id: str, handle: WorkerHandle) -> None:
+        self._sleep(self.cancel_grace)
+        with self._lock:
+            still = self._running.get(run_id)
+        if still is not None and still.handle is handle and handle.alive:
+            log.warning("run %s did not stop within %.1fs; killing its worker", run_id, self.cancel_grace)
+            handle.kill()
+
+    def _pump(self) -> None:
+        starting = []
+        with self._lock:
+            while not self._closing and self._queue and len(self._running) < self.max_concurrent:
+                run_id, job = self._queue.popleft()
+                self._running[run_id] = _Active()
+                starting.append((run_id, job))
+        for run_id, job in starting:
+            self._spawn(self._execute, run_id, job)
+
+    def _execute(self, run_id: str, job: dict[str, Any]) -> None:
+        active = self._running[run_id]
+        handle: WorkerHandle | None = None
+        try:
+            handle = self.pool.acquire()
+            active.handle = handle
+            if active.cancel_requested:
+                self.pool.release(handle)
+                handle = None
+                self._on_message(run_id, {"type": "cancelled", "epochs_done": 0})
+                return
+            handle.send({"type": "run", "job": job})
+            while True:
+                message = handle.recv()
+                self._on_message(run_id, message)
+                if message["type"] in TERMINAL:
+                    break
+            self.pool.release(handle)
+            handle = None
+        except ChannelClosed:
+            if self._closing:
+                return
+            code = handle.exit_code() if handle else None
+            if active.cancel_requested:
+                self._on_message(run_id, {"type": "cancelled", "epochs_done": None})
+            else:
+                self._on_message(run_id, {"type": "failed",
+                                          "error": f"the worker process died (exit code {code})"})
+        except Exception as exc:  # every job ends: record why, keep serving
+            log.exception("run %s failed in the runner", run_id)
+            if not self._closing:
+                self._on_message(run_id, {"type": "failed", "error": f"{type(exc).__name__}: {exc}"})
+        finally:
+            if handle is not None:
+                self.pool.discard(handle)
+            with self._lock:
+                self._running.pop(run_id, None)
+            self._pump()
+
+    def close(self) -> list[str]:
+        """Stop everything; returns the ids of runs that were queued or running."""
+        with self._lock:
+            self._closing = True
+            ids = [run_id for run_id, _ in self._queue] + list(self._running)
+            self._queue.clear()
+            handles = [a.handle for a in self._running.values() if a.handle is not None]
+        for handle in handles:
+            handle.kill()
+        self.pool.close()
+        return ids

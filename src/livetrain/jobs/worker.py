@@ -1,0 +1,203 @@
+"""A worker process: receives jobs over a socket, trains, reports every step back.
+
+Started by `WorkerPool` as `python -m livetrain.jobs.worker --fd N`. It imports torch once
+and then serves jobs one after another. A reader thread takes `cancel` and `exit` while
+the main thread trains, so cancellation lands between two mini-batches.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import queue
+import socket
+import threading
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+from livetrain.jobs.protocol import ChannelClosed, recv_message, send_message
+
+
+class Channel:
+    """The worker's end of the socket; sends are serialized by a lock."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self._lock = threading.Lock()
+
+    def send(self, message: dict[str, Any]) -> None:
+        with self._lock:
+            send_message(self.sock, message)
+
+
+class JobCallbacks:
+    """Turns trainer callbacks into checkpoint files and messages to the server."""
+
+    def __init__(self, channel: Channel, job: dict[str, Any], cancel: threading.Event, store) -> None:
+        self.channel = channel
+        self.job = job
+        self.cancel = cancel
+        self.store = store
+        self.checkpoints: list[str] = []
+
+    def should_stop(self) -> bool:
+        return self.cancel.is_set()
+
+    def on_progress(self, epoch: int, batch: int, n_batches: int, train_loss: float) -> None:
+        self.channel.send({"type": "progress", "epoch": epoch, "batch": batch, "batches": n_batches,
+                           "train_loss": _finite(train_loss)})
+
+    def on_epoch_end(self, result, checkpoint: dict[str, Any]) -> None:
+        import torch
+
+        buffer = io.BytesIO()
+        torch.save(checkpoint, buffer)
+        relpath = f"{self.job['artifact_dir']}/checkpoint-{result.epoch:05d}.pt"
+        ref = self.store.write_bytes(relpath, buffer.getvalue())
+        self.checkpoints.append(relpath)
+        while len(self.checkpoints) > self.job["keep_checkpoints"]:
+            self.store.delete(self.checkpoints.pop(0))
+        self.channel.send({
+            "type": "epoch",
+            "epoch": result.epoch,
+            "total_epochs": result.total_epochs,
+            "train_loss": _finite(result.train_loss),
+            "val_loss": _finite(result.val_loss),
+            "accuracy": result.accuracy,
+            "correct": result.correct,
+            "total": result.total,
+            "elapsed_time": result.elapsed_time,
+            "eval_time": result.eval_time,
+            "extra": {k: _finite(v) for k, v in result.extra.items()},
+            "checkpoint": {"path": ref.path, "sha256": ref.sha256, "epoch": result.epoch},
+        })
+
+
+def _finite(value: float | None) -> float | None:
+    if value is None or value != value or value in (float("inf"), float("-inf")):
+        return None
+    return float(value)
+
+
+def load_verified_torch(store, ref: dict[str, Any]) -> dict[str, Any]:
+    """A torch file from the artifact store, after its SHA-256 check, tensors only."""
+    import torch
+
+    return torch.load(store.open_verified(ref["path"], ref["sha256"]), weights_only=True)
+
+
+def run_job(channel: Channel, job: dict[str, Any], cancel: threading.Event) -> None:
+    """Train one job and report how it ended."""
+    import torch
+
+    from livetrain.data.sources import load_dataset
+    from livetrain.store.artifacts import ArtifactStore
+    from livetrain.training.examples import collect_examples
+    from livetrain.training.model import build_model
+    from livetrain.training.spec import HyperParams, NetworkSpec
+    from livetrain.training.trainer import make_engine, train
+
+    torch.set_num_threads(job["torch_threads"])
+    store = ArtifactStore(Path(job["models_dir"]))
+    data = load_dataset(job["dataset_id"], job["mnist_dir"])
+    spec = NetworkSpec.from_dict(job["spec"])
+    hp = HyperParams.from_dict(job["hyperparams"])
+    model = build_model(spec, data.info.input_shape, data.info.task, data.info.n_classes,
+                        max_parameters=job["max_parameters"])
+    start_epoch, optimizer_state = 0, None
+    if job.get("init"):
+        state = load_verified_torch(store, job["init"])
+        model.load_state_dict(state["model"])
+        start_epoch = int(state.get("epoch", 0))
+        optimizer_state = state.get("optimizer") or None
+        if optimizer_state and hp.optimizer != state.get("hyperparams", {}).get("optimizer"):
+            optimizer_state = None  # a different optimizer starts with fresh state
+    engine = make_engine(model, spec, hp, data, optimizer_state)
+    channel.send({"type": "started", "pid": os.getpid(), "start_epoch": start_epoch,
+                  "total_epochs": start_epoch + hp.epochs, "n_train": len(data.X_train), "n_test": len(data.X_test)})
+    callbacks = JobCallbacks(channel, job, cancel, store)
+    outcome = train(model, spec, hp, data, callbacks, start_epoch=start_epoch,
+                    progress_interval=job["progress_interval"], engine=engine)
+    if outcome.stopped:
+        channel.send({"type": "cancelled", "epochs_done": outcome.epochs_done})
+        return
+    buffer = io.BytesIO()
+    torch.save({"state_dict": model.state_dict(), "architecture": spec.to_dict(),
+                "dataset_id": job["dataset_id"]}, buffer)
+    weights = store.write_bytes(f"{job['artifact_dir']}/weights.pt", buffer.getvalue())
+    examples = store.write_bytes(f"{job['artifact_dir']}/examples.json",
+                                 json.dumps(collect_examples(engine, model, data)).encode())
+    last = outcome.last
+    channel.send({
+        "type": "completed",
+        "epochs_done": outcome.epochs_done,
+        "accuracy": last.accuracy if last else None,
+        "val_loss": _finite(last.val_loss) if last else None,
+        "train_loss": _finite(last.train_loss) if last else None,
+        "weights": {"path": weights.path, "sha256": weights.sha256},
+        "examples": {"path": examples.path, "sha256": examples.sha256},
+    })
+
+
+def serve(sock: socket.socket) -> None:
+    """Serve jobs until the server says exit or goes away."""
+    import torch  # noqa: F401  (imported up front: that is what makes a warm worker warm)
+
+    channel = Channel(sock)
+    jobs: queue.Queue = queue.Queue()
+    cancel = threading.Event()
+
+    def read_commands() -> None:
+        try:
+            while True:
+                message = recv_message(sock)
+                if message["type"] == "run":
+                    cancel.clear()
+                    jobs.put(message["job"])
+                elif message["type"] == "cancel":
+                    cancel.set()
+                elif message["type"] == "exit":
+                    break
+        except (ChannelClosed, OSError):
+            pass
+        cancel.set()
+        jobs.put(None)
+
+    threading.Thread(target=read_commands, name="livetrain-worker-commands", daemon=True).start()
+    channel.send({"type": "ready", "pid": os.getpid(), "at": time.time()})
+    while True:
+        job = jobs.get()
+        if job is None:
+            return
+        try:
+            run_job(channel, job, cancel)
+        except (ChannelClosed, BrokenPipeError, ConnectionResetError):
+            return
+        except Exception as exc:  # every job ends: the server records why it failed
+            try:
+                channel.send({"type": "failed", "error": f"{type(exc).__name__}: {exc}",
+                              "traceback": traceback.format_exc()})
+            except OSError:
+                return
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the worker process."""
+    parser = argparse.ArgumentParser(prog="livetrain-worker")
+    parser.add_argument("--fd", type=int, required=True)
+    args = parser.parse_args(argv)
+    sock = socket.socket(fileno=args.fd)
+    sock.setblocking(True)  # a green parent may have left the shared descriptor non-blocking
+    try:
+        serve(sock)
+    finally:
+        sock.close()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

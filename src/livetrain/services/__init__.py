@@ -1,0 +1,114 @@
+"""The service layer: one `Livetrain` object per app holds the stores, the runner and the services."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+from livetrain import __version__
+from livetrain.config import Settings
+from livetrain.services.datasets import DatasetService
+from livetrain.services.networks import NetworkService
+from livetrain.services.runs import RunService
+from livetrain.store import ArtifactStore, MetadataStore
+from livetrain.store.entities import ACTIVE_STATUSES
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Metrics:
+    """Prometheus metrics in a registry of the app's own."""
+
+    registry: CollectorRegistry
+    runs: Counter
+    epochs: Counter
+    active_runs: Gauge
+
+    @classmethod
+    def create(cls) -> "Metrics":
+        registry = CollectorRegistry()
+        return cls(
+            registry=registry,
+            runs=Counter("livetrain_run_transitions", "Runs entering each status", ["status"], registry=registry),
+            epochs=Counter("livetrain_epochs", "Epochs completed", registry=registry),
+            active_runs=Gauge("livetrain_active_runs", "Runs queued or running", registry=registry),
+        )
+
+
+class Livetrain:
+    """Everything one app instance owns."""
+
+    def __init__(self, settings: Settings, emitter, *, spawn, sleep, async_mode: str) -> None:
+        from livetrain.jobs.runner import LocalRunner
+
+        self.settings = settings
+        self.async_mode = async_mode
+        self.started_at = time.time()
+        settings.models_dir.mkdir(parents=True, exist_ok=True)
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        self.store = MetadataStore(settings.resolved_database_url)
+        self.store.create_schema()
+        self.artifacts = ArtifactStore(settings.models_dir)
+        self.metrics = Metrics.create()
+        self.emitter = emitter
+        self.datasets = DatasetService(store=self.store, settings=settings)
+        self.runs = RunService(store=self.store, settings=settings, emitter=emitter, metrics=self.metrics)
+        self.networks = NetworkService(store=self.store, artifacts=self.artifacts, settings=settings,
+                                       emitter=emitter, datasets=self.datasets, runs=self.runs)
+        self.runner = LocalRunner(
+            max_concurrent=settings.max_concurrent_runs,
+            warm_workers=settings.warm_workers,
+            torch_threads=settings.torch_threads(),
+            cancel_grace=settings.cancel_grace,
+            spawn=spawn,
+            sleep=sleep,
+            on_message=self.runs.on_message,
+        )
+        self.runs.runner = self.runner
+        self.datasets.register_builtins()
+        interrupted = self.runs.mark_interrupted()
+        if interrupted:
+            log.warning("marked %d run(s) interrupted: %s", len(interrupted), ", ".join(interrupted))
+        self.metrics.active_runs.set_function(lambda: self.store.count_runs(statuses=ACTIVE_STATUSES))
+        self._closed = False
+
+    def status(self) -> dict:
+        """What GET /api/status reports (the original server's three fields first)."""
+        return {
+            "status": "online",
+            "active_networks": self.store.count_networks(),
+            "training_jobs": self.store.count_runs(statuses=ACTIVE_STATUSES),
+            "version": __version__,
+            "async_mode": self.async_mode,
+            "runner": self.runner.name,
+            "max_concurrent_runs": self.settings.max_concurrent_runs,
+            "running": len(self.runner.running()),
+            "queued": len(self.runner.queued()),
+            "uptime": round(time.time() - self.started_at, 3),
+        }
+
+    def server_info(self) -> dict:
+        """Sent to every client on connect."""
+        return {"version": __version__, "broadcast_events": self.emitter.broadcast, "ts": time.time()}
+
+    def exists(self, key: str, value: str) -> bool:
+        """Whether a run or network of that id exists (for subscriptions)."""
+        if key == "run_id":
+            return self.store.get_run(value) is not None
+        if key == "network_id":
+            return self.store.get_network(value) is not None
+        return True  # experiments arrive with the experiments feature; rooms cost nothing
+
+    def close(self) -> None:
+        """Stop workers; runs that were going are marked interrupted (and can be resumed)."""
+        if self._closed:
+            return
+        self._closed = True
+        ids = self.runner.close()
+        if ids:
+            self.runs.mark_interrupted(ids)
+        self.store.close()

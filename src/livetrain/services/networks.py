@@ -1,0 +1,238 @@
+"""Networks: create (validated by a dry run), list, delete, predict, examples, versions."""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from typing import Any
+
+import numpy as np
+
+from livetrain.concurrency import run_blocking
+from livetrain.errors import NotFound, ValidationError
+from livetrain.store import Network, NetworkVersion
+from livetrain.training.spec import NetworkSpec, parse_network_spec
+
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.-]{0,99}$")
+MODEL_CACHE_SIZE = 8
+
+
+def check_name(name: Any, what: str = "name") -> str:
+    """A display name: letters, digits, space, `_`, `.`, `-`; no path characters."""
+    if not isinstance(name, str) or not NAME_PATTERN.match(name) or ".." in name:
+        raise ValidationError(f"{what} must be 1-100 letters, digits, spaces, '_', '.' or '-' "
+                              "(no slashes or '..')", detail={"field": what})
+    return name
+
+
+class NetworkService:
+    """Everything about networks that is not a run."""
+
+    def __init__(self, *, store, artifacts, settings, emitter, datasets, runs) -> None:
+        self.store = store
+        self.artifacts = artifacts
+        self.settings = settings
+        self.emitter = emitter
+        self.datasets = datasets
+        self.runs = runs
+        self._models: OrderedDict[tuple[str, int], Any] = OrderedDict()
+        self._models_lock = threading.Lock()
+
+    def get(self, network_id: str) -> Network:
+        """The network, or 404."""
+        network = self.store.get_network(network_id)
+        if network is None:
+            raise NotFound(f"no network {network_id!r}")
+        return network
+
+    def create(self, body: dict[str, Any]) -> tuple[Network, list[dict[str, Any]]]:
+        """Validate, build once to check shapes, store; returns the network and its layer table."""
+        from livetrain.training.model import build_model, describe_layers, parameter_count
+
+        dataset_id = body.get("dataset_id") or body.get("dataset") or self.datasets.default_id()
+        dataset = self.datasets.get(dataset_id)
+        body = dict(body)
+        if body.get("layer_sizes") is None and body.get("layers") is None:
+            body["layer_sizes"] = ([784, 30, 10] if dataset.id == "mnist"
+                                   else [dataset.n_features, 30, max(dataset.n_classes, 1)])
+        spec = parse_network_spec(body)
+        name = check_name(body["name"]) if body.get("name") is not None else None
+
+        def build():
+            model = build_model(spec, dataset.input_shape, dataset.task, dataset.n_classes,
+                                max_parameters=self.settings.max_parameters)
+            return parameter_count(model), describe_layers(model, spec, dataset.input_shape)
+
+        count, layers = run_blocking(build)
+        network_id = uuid.uuid4().hex[:12]
+        network = Network(
+            id=network_id,
+            name=name or f"network-{network_id[:6]}",
+            kind=spec.kind,
+            spec=spec.to_dict(),
+            dataset_id=dataset.id,
+            parameter_count=count,
+        )
+        self.store.create_network(network)
+        self.emitter.resource("network_created", {"network_id": network.id, "architecture": network.architecture,
+                                                  "name": network.name, "ts": time.time()})
+        return network, layers
+
+    def layer_table(self, network: Network) -> list[dict[str, Any]]:
+        """Per-layer shapes and parameter counts."""
+        from livetrain.training.model import build_model, describe_layers
+
+        dataset = self.datasets.get(network.dataset_id)
+        spec = NetworkSpec.from_dict(network.spec)
+        model = build_model(spec, dataset.input_shape, dataset.task, dataset.n_classes,
+                            max_parameters=self.settings.max_parameters)
+        return describe_layers(model, spec, dataset.input_shape)
+
+    def delete(self, network_id: str) -> dict[str, Any]:
+        """Cancel its run, remove its row, versions and files."""
+        network = self.store.get_network(network_id)
+        if network is None:
+            raise NotFound(f"no network {network_id!r}")
+        active = self.runs.active_for_network(network_id)
+        if active is not None:
+            self.runs.cancel(active.id)
+        deleted = self.store.delete_network(network_id)
+        on_disk = self.artifacts.delete(f"networks/{network_id}")
+        with self._models_lock:
+            for key in [k for k in self._models if k[0] == network_id]:
+                del self._models[key]
+        self.emitter.resource("network_deleted", {"network_id": network_id, "ts": time.time()})
+        return {"network_id": network_id, "deleted_from_memory": deleted, "deleted_from_disk": on_disk}
+
+    def delete_all(self) -> dict[str, Any]:
+        """Delete every network."""
+        results = [self.delete(n.id) for n in self.store.list_networks()]
+        ids = [r["network_id"] for r in results]
+        return {
+            "deleted_count": len(ids),
+            "network_ids": ids,
+            "deleted_from_disk": sum(1 for r in results if r["deleted_from_disk"]),
+            "message": f"deleted {len(ids)} network(s)",
+        }
+
+    # -- versions and weights ---------------------------------------------------
+    def version(self, network: Network, number: int | None = None) -> NetworkVersion:
+        """A version (the latest by default), or 404."""
+        if number is None:
+            number = network.current_version
+        if number < 1:
+            raise NotFound(f"network {network.id} has not been trained yet", code="not_trained")
+        version = self.store.get_version(network.id, number)
+        if version is None:
+            raise NotFound(f"network {network.id} has no version {number}")
+        return version
+
+    def weights_bytes(self, network: Network, number: int | None = None) -> tuple[NetworkVersion, bytes]:
+        """The verified weights file of a version."""
+        version = self.version(network, number)
+        return version, self.artifacts.open_verified(version.weights_path, version.weights_sha256).getvalue()
+
+    def _model(self, network: Network, version: NetworkVersion):
+        import torch
+
+        from livetrain.training.model import build_model
+
+        key = (network.id, version.version)
+        with self._models_lock:
+            if key in self._models:
+                self._models.move_to_end(key)
+                return self._models[key]
+        dataset = self.datasets.get(network.dataset_id)
+        spec = NetworkSpec.from_dict(network.spec)
+        model = build_model(spec, dataset.input_shape, dataset.task, dataset.n_classes,
+                            max_parameters=self.settings.max_parameters)
+        state = torch.load(self.artifacts.open_verified(version.weights_path, version.weights_sha256),
+                           weights_only=True)
+        model.load_state_dict(state["state_dict"])
+        model.eval()
+        with self._models_lock:
+            self._models[key] = model
+            while len(self._models) > MODEL_CACHE_SIZE:
+                self._models.popitem(last=False)
+        return model
+
+    def predict(self, network_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Outputs for one input (`input`) or a batch (`inputs`), in the dataset's raw units."""
+        network = self.get(network_id)
+        single = "input" in body
+        if single == ("inputs" in body):
+            raise ValidationError("send either 'input' (one example) or 'inputs' (a list of examples)")
+        rows = [body["input"]] if single else body["inputs"]
+        if not isinstance(rows, list) or not rows:
+            raise ValidationError("inputs must be a non-empty list")
+        if len(rows) > self.settings.max_batch_inputs:
+            raise ValidationError(f"at most {self.settings.max_batch_inputs} inputs per request")
+        dataset = self.datasets.get(network.dataset_id)
+        try:
+            X = np.asarray(rows, dtype=np.float32)
+        except (TypeError, ValueError):
+            raise ValidationError("every input must be a list of numbers") from None
+        X = X.reshape(len(rows), -1) if X.ndim > 2 else X
+        if X.ndim != 2 or X.shape[1] != dataset.n_features:
+            raise ValidationError(f"each input must have {dataset.n_features} numbers "
+                                  f"(dataset {dataset.id}), got shape {list(np.shape(rows))[1:]}")
+        if not np.isfinite(X).all():
+            raise ValidationError("inputs must be finite numbers")
+        version = self.version(network)
+        scaled = bool(body.get("scaled", False))
+        return run_blocking(self._predict, network, version, dataset, X, scaled, single)
+
+    def _predict(self, network, version, dataset, X, scaled: bool, single: bool) -> dict[str, Any]:
+        import torch
+
+        from livetrain.training.model import input_shape_for
+
+        arrays = self.datasets.arrays(dataset.id)
+        model = self._model(network, version)
+        spec = NetworkSpec.from_dict(network.spec)
+        inputs = X if scaled else arrays.preprocess(X)
+        with torch.no_grad():
+            out = model(torch.from_numpy(np.ascontiguousarray(inputs)).reshape(
+                -1, *input_shape_for(spec, dataset.input_shape))).numpy()
+        predictions = []
+        for row in out:
+            if dataset.task == "classification":
+                item = {"predicted": int(row.argmax()), "output": [float(v) for v in row]}
+                if spec.kind == "layers" and spec.loss == "cross_entropy":
+                    probs = np.exp(row - row.max())
+                    item["probabilities"] = [float(v) for v in probs / probs.sum()]
+            else:
+                item = {"predicted": float(arrays.unscale_target(row[0])), "output": [float(row[0])]}
+            predictions.append(item)
+        result: dict[str, Any] = {"network_id": network.id, "version": version.version, "predictions": predictions}
+        if single:
+            result.update(prediction=predictions[0]["predicted"], output=predictions[0]["output"])
+        return result
+
+    # -- examples -------------------------------------------------------------
+    def examples(self, network_id: str, kind: str) -> list[dict[str, Any]]:
+        """Stored right or wrong held-out predictions of the latest version."""
+        network = self.get(network_id)
+        version = self.version(network)
+        if not version.examples_path:
+            return []
+        data = json.loads(self.artifacts.open_verified(version.examples_path, version.examples_sha256).getvalue())
+        return [{"network_id": network.id, "version": version.version, **e} for e in data.get(kind, [])]
+
+    def example(self, network_id: str, kind: str, index: int | None = None) -> dict[str, Any]:
+        """One right ("successful") or wrong ("unsuccessful") example; 404 when none exists."""
+        items = self.examples(network_id, kind)
+        if not items:
+            label = "correctly" if kind == "right" else "incorrectly"
+            raise NotFound(f"network {network_id} classified no held-out example {label}", code="no_example")
+        if index is not None:
+            for item in items:
+                if item["example_index"] == index:
+                    return item
+            raise NotFound(f"example {index} is not among the stored {kind} examples")
+        return random.choice(items)

@@ -1,0 +1,348 @@
+"""Runs: start, cancel, resume, and `report()`, the single path from worker to client.
+
+Every event of a run is stored first (with the run's new state, in one transaction) and
+emitted second, so what a client sees live and what it fetches later cannot disagree.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from typing import Any
+
+from livetrain.errors import Conflict, NotFound
+from livetrain.store import Network, NetworkVersion, Run, RunEvent, RunStatus
+from livetrain.store.entities import ACTIVE_STATUSES
+from livetrain.training.spec import NetworkSpec, parse_hyperparams
+
+log = logging.getLogger(__name__)
+
+# what GET /api/training/{job_id} says, as the original server did
+LEGACY_STATUS = {
+    RunStatus.QUEUED.value: "pending",
+    RunStatus.RUNNING.value: "training",
+    RunStatus.COMPLETED.value: "completed",
+    RunStatus.FAILED.value: "failed",
+    RunStatus.CANCELLED.value: "cancelled",
+    RunStatus.INTERRUPTED.value: "failed",
+}
+STORED_EVENTS = {"training_started", "training_update", "training_complete", "training_error",
+                 "training_cancelled", "training_interrupted"}
+
+
+def owner_token() -> str:
+    """Who runs a local job: host and process."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class RunService:
+    """Creates runs, feeds them to the runner, and turns worker reports into state and events."""
+
+    def __init__(self, *, store, settings, emitter, metrics) -> None:
+        self.store = store
+        self.settings = settings
+        self.emitter = emitter
+        self.metrics = metrics
+        self.runner = None  # attached by the app factory
+        self._seq: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    # -- queries ------------------------------------------------------------
+    def get(self, run_id: str) -> Run:
+        """The run, or 404."""
+        run = self.store.get_run(run_id)
+        if run is None:
+            raise NotFound(f"no run {run_id!r}")
+        return run
+
+    def active_for_network(self, network_id: str) -> Run | None:
+        """The queued or running run of a network, if any."""
+        runs = self.store.list_runs(network_id=network_id, statuses=ACTIVE_STATUSES, limit=1)
+        return runs[0] if runs else None
+
+    # -- commands -----------------------------------------------------------
+    def start(self, network: Network, body: dict[str, Any], dataset) -> Run:
+        """Queue a run of `network`; returns at once."""
+        spec = NetworkSpec.from_dict(network.spec)
+        busy = self.active_for_network(network.id)
+        if busy is not None:
+            raise Conflict(f"network {network.id} is already training (run {busy.id}); "
+                           "cancel it first or wait for it to end", detail={"run_id": busy.id})
+        hp = parse_hyperparams(body, spec, max_epochs=self.settings.max_epochs, n_train=dataset.n_train)
+        init = None
+        start_epoch = 0
+        resumed_from = None
+        if body.get("resume"):
+            source = self.store.latest_checkpointed_run(network.id)
+            if source is None:
+                raise Conflict(f"network {network.id} has no checkpoint to resume from; train it first")
+            init = {"path": source.checkpoint_path, "sha256": source.checkpoint_sha256}
+            start_epoch = source.checkpoint_epoch or 0
+            resumed_from = source.id
+        return self._queue(network, dataset, hp.to_dict(), init, start_epoch, resumed_from)
+
+    def resume(self, run_id: str, network: Network, dataset, body: dict[str, Any]) -> Run:
+        """Continue a finished run from its own last checkpoint."""
+        source = self.get(run_id)
+        if source.checkpoint_path is None:
+            raise Conflict(f"run {run_id} left no checkpoint to resume from")
+        if RunStatus(source.status).active:
+            raise Conflict(f"run {run_id} is still {source.status}")
+        busy = self.active_for_network(network.id)
+        if busy is not None:
+            raise Conflict(f"network {network.id} is already training (run {busy.id})", detail={"run_id": busy.id})
+        spec = NetworkSpec.from_dict(network.spec)
+        merged = dict(source.params)
+        merged["mini_batch_size"] = merged.pop("batch_size", None)
+        merged.update(body)
+        if "epochs" not in body:
+            merged["epochs"] = max(1, (source.start_epoch + source.params.get("epochs", 1)) - (source.checkpoint_epoch or 0))
+        hp = parse_hyperparams(merged, spec, max_epochs=self.settings.max_epochs, n_train=dataset.n_train)
+        init = {"path": source.checkpoint_path, "sha256": source.checkpoint_sha256}
+        return self._queue(network, dataset, hp.to_dict(), init, source.checkpoint_epoch or 0, source.id)
+
+    def _queue(self, network: Network, dataset, params: dict[str, Any], init, start_epoch: int,
+               resumed_from: str | None) -> Run:
+        run = Run(
+            id=uuid.uuid4().hex[:12],
+            network_id=network.id,
+            dataset_id=network.dataset_id,
+            status=RunStatus.QUEUED.value,
+            params=params,
+            total_epochs=start_epoch + params["epochs"],
+            start_epoch=start_epoch,
+            epochs_done=start_epoch,
+            owner=owner_token(),
+            resumed_from=resumed_from,
+            checkpoint_path=init["path"] if init else None,
+            checkpoint_sha256=init["sha256"] if init else None,
+            checkpoint_epoch=start_epoch if init else None,
+        )
+        self.store.create_run(run)
+        self.store.update_network(network.id, status="training")
+        job = {
+            "run_id": run.id,
+            "network_id": network.id,
+            "dataset_id": network.dataset_id,
+            "mnist_dir": str(self.settings.resolved_mnist_dir),
+            "models_dir": str(self.settings.models_dir),
+            "artifact_dir": f"networks/{network.id}/runs/{run.id}",
+            "spec": network.spec,
+            "hyperparams": params,
+            "max_parameters": self.settings.max_parameters,
+            "keep_checkpoints": self.settings.keep_checkpoints,
+            "progress_interval": self.settings.progress_interval,
+            "torch_threads": self.settings.torch_threads(),
+            "init": init,
+        }
+        self.metrics.runs.labels("queued").inc()
+        self.emitter.resource("run_created", {**self._ids(run), "status": run.status, "ts": time.time()})
+        self.runner.submit(run.id, job)
+        return run
+
+    def cancel(self, run_id: str) -> Run:
+        """Stop a queued or running run; its last whole epoch's checkpoint stays."""
+        run = self.get(run_id)
+        if not RunStatus(run.status).active:
+            raise Conflict(f"run {run_id} has already ended ({run.status})")
+        if not self.runner.cancel(run_id):
+            # not ours (a runner that died without telling the store): end it here
+            self.on_message(run_id, {"type": "cancelled", "epochs_done": None})
+        return self.get(run_id)
+
+    # -- the report path ------------------------------------------------------
+    def _ids(self, run: Run) -> dict[str, Any]:
+        return {"run_id": run.id, "job_id": run.id, "network_id": run.network_id,
+                "experiment_id": run.experiment_id}
+
+    def _next_seq(self, run: Run) -> int:
+        with self._lock:
+            seq = max(self._seq.get(run.id, 0), run.last_seq) + 1
+            self._seq[run.id] = seq
+            return seq
+
+    def report(self, run: Run, event: str, fields: dict[str, Any], run_values: dict[str, Any] | None = None) -> dict:
+        """Store (when the event is kept) then emit one event of a run."""
+        payload = {**self._ids(run), **fields}
+        payload["seq"] = self._next_seq(run)
+        payload["ts"] = time.time()
+        if event in STORED_EVENTS:
+            self.store.record_event(RunEvent(run.id, payload["seq"], event, payload, payload["ts"]),
+                                    run_values or {})
+        elif run_values:
+            self.store.update_run(run.id, **run_values)
+        payload["ts"] = time.time()  # the moment it is emitted, as the protocol says
+        self.emitter.training(event, payload)
+        return payload
+
+    def on_message(self, run_id: str, message: dict[str, Any]) -> None:
+        """Handle one report from a worker (called by the runner's orchestration task)."""
+        run = self.store.get_run(run_id)
+        if run is None:
+            return
+        handler = getattr(self, f"_on_{message['type']}", None)
+        if handler is None:
+            log.warning("run %s: unknown worker message %r", run_id, message.get("type"))
+            return
+        handler(run, message)
+
+    def _progress(self, run: Run, done_epochs: float) -> float:
+        span = max(1, run.total_epochs - run.start_epoch)
+        return round(100.0 * (done_epochs - run.start_epoch) / span, 2)
+
+    def _on_started(self, run: Run, msg: dict[str, Any]) -> None:
+        now = time.time()
+        self.report(run, "training_started", {
+            "status": "training",
+            "epochs": run.total_epochs - run.start_epoch,
+            "start_epoch": run.start_epoch,
+            "total_epochs": run.total_epochs,
+            "dataset_id": run.dataset_id,
+            "params": run.params,
+            "n_train": msg.get("n_train"),
+            "n_test": msg.get("n_test"),
+        }, {"status": RunStatus.RUNNING.value, "started_at": now})
+        self.metrics.runs.labels("running").inc()
+
+    def _on_progress(self, run: Run, msg: dict[str, Any]) -> None:
+        fraction = msg["batch"] / max(1, msg["batches"])
+        self.report(run, "training_progress", {
+            "epoch": msg["epoch"],
+            "total_epochs": run.total_epochs,
+            "batch": msg["batch"],
+            "batches": msg["batches"],
+            "train_loss": msg.get("train_loss"),
+            "progress": self._progress(run, msg["epoch"] - 1 + fraction),
+        })
+
+    def _on_epoch(self, run: Run, msg: dict[str, Any]) -> None:
+        progress = self._progress(run, msg["epoch"])
+        fields = {
+            "epoch": msg["epoch"],
+            "total_epochs": msg["total_epochs"],
+            "accuracy": msg["accuracy"],
+            "correct": msg["correct"],
+            "total": msg["total"],
+            "elapsed_time": msg["elapsed_time"],
+            "eval_time": msg["eval_time"],
+            "train_loss": msg["train_loss"],
+            "val_loss": msg["val_loss"],
+            "progress": progress,
+            **msg.get("extra", {}),
+        }
+        checkpoint = msg["checkpoint"]
+        self.report(run, "training_update", fields, {
+            "epochs_done": msg["epoch"],
+            "progress": progress,
+            "accuracy": msg["accuracy"],
+            "train_loss": msg["train_loss"],
+            "val_loss": msg["val_loss"],
+            "checkpoint_path": checkpoint["path"],
+            "checkpoint_sha256": checkpoint["sha256"],
+            "checkpoint_epoch": checkpoint["epoch"],
+        })
+        self.metrics.epochs.inc()
+
+    def _on_completed(self, run: Run, msg: dict[str, Any]) -> None:
+        network = self.store.get_network(run.network_id) if run.network_id else None
+        version_number = None
+        if network is not None:
+            version_number = network.current_version + 1
+            self.store.add_version(
+                NetworkVersion(
+                    network_id=network.id,
+                    version=version_number,
+                    run_id=run.id,
+                    weights_path=msg["weights"]["path"],
+                    weights_sha256=msg["weights"]["sha256"],
+                    examples_path=msg["examples"]["path"],
+                    examples_sha256=msg["examples"]["sha256"],
+                    metrics={"accuracy": msg.get("accuracy"), "val_loss": msg.get("val_loss"),
+                             "train_loss": msg.get("train_loss"), "epochs": run.total_epochs},
+                ),
+                {"current_version": version_number, "accuracy": msg.get("accuracy"), "status": "trained"},
+            )
+        self.report(run, "training_complete", {
+            "status": "completed",
+            "accuracy": msg.get("accuracy"),
+            "val_loss": msg.get("val_loss"),
+            "train_loss": msg.get("train_loss"),
+            "progress": 100,
+            "version": version_number,
+            "total_epochs": run.total_epochs,
+        }, {"status": RunStatus.COMPLETED.value, "finished_at": time.time(), "progress": 100.0,
+            "version": version_number})
+        self.metrics.runs.labels("completed").inc()
+        self._forget(run.id)
+
+    def _end_network_training(self, run: Run) -> None:
+        if not run.network_id:
+            return
+        network = self.store.get_network(run.network_id)
+        if network is not None and network.status == "training":
+            self.store.update_network(network.id, status="trained" if network.trained else "created")
+
+    def _on_failed(self, run: Run, msg: dict[str, Any]) -> None:
+        if msg.get("traceback"):
+            log.error("run %s failed:\n%s", run.id, msg["traceback"])
+        self.report(run, "training_error", {"status": "failed", "error": msg["error"]},
+                    {"status": RunStatus.FAILED.value, "error": msg["error"], "finished_at": time.time()})
+        self._end_network_training(run)
+        self.metrics.runs.labels("failed").inc()
+        self._forget(run.id)
+
+    def _on_cancelled(self, run: Run, msg: dict[str, Any]) -> None:
+        self.report(run, "training_cancelled", {
+            "status": "cancelled",
+            "epochs_done": run.epochs_done,
+            "checkpoint_epoch": run.checkpoint_epoch,
+            "total_epochs": run.total_epochs,
+        }, {"status": RunStatus.CANCELLED.value, "finished_at": time.time()})
+        self._end_network_training(run)
+        self.metrics.runs.labels("cancelled").inc()
+        self._forget(run.id)
+
+    def _forget(self, run_id: str) -> None:
+        with self._lock:
+            self._seq.pop(run_id, None)
+
+    # -- start-up and shut-down ----------------------------------------------
+    def mark_interrupted(self, run_ids: list[str] | None = None) -> list[str]:
+        """Mark runs whose process is gone as interrupted; with ids, exactly those."""
+        host = socket.gethostname()
+        marked = []
+        for run in self.store.active_runs():
+            if run_ids is not None:
+                if run.id not in run_ids:
+                    continue
+            else:
+                owner_host, _, pid = (run.owner or "").rpartition(":")
+                if owner_host != host or not pid.isdigit():
+                    continue  # another machine's run: its own server looks after it
+                if int(pid) != os.getpid() and _pid_alive(int(pid)):
+                    continue
+            message = ("the server stopped while this run was "
+                       f"{'queued' if run.status == RunStatus.QUEUED.value else 'running'}")
+            self.report(run, "training_interrupted", {
+                "status": "interrupted",
+                "error": message,
+                "checkpoint_epoch": run.checkpoint_epoch,
+            }, {"status": RunStatus.INTERRUPTED.value, "error": message, "finished_at": time.time()})
+            self._end_network_training(run)
+            self._forget(run.id)
+            marked.append(run.id)
+        return marked

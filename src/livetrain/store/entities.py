@@ -1,0 +1,160 @@
+"""Typed entities the stores hand to services and views (never ORM rows)."""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class RunStatus(str, enum.Enum):
+    """Where a run is in its life; the last four are final."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    INTERRUPTED = "interrupted"
+
+    @property
+    def active(self) -> bool:
+        """True while the run may still produce events."""
+        return self in (RunStatus.QUEUED, RunStatus.RUNNING)
+
+
+ACTIVE_STATUSES = (RunStatus.QUEUED.value, RunStatus.RUNNING.value)
+
+
+def _asdict(obj) -> dict[str, Any]:
+    return {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
+
+
+@dataclass
+class Dataset:
+    """A named set of arrays with a fixed train/test split."""
+
+    id: str
+    name: str
+    task: str  # "classification" | "regression"
+    source: str
+    n_features: int
+    n_classes: int
+    input_shape: list[int]
+    n_train: int
+    n_test: int
+    description: str = ""
+    meta: dict[str, Any] = field(default_factory=dict)
+    builtin: bool = True
+    created_at: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON for the API."""
+        return _asdict(self)
+
+
+@dataclass
+class Network:
+    """A PyTorch architecture bound to a dataset, with its version history."""
+
+    id: str
+    name: str
+    kind: str  # "layer_sizes" (Nielsen semantics) | "layers"
+    spec: dict[str, Any]
+    dataset_id: str
+    parameter_count: int
+    status: str = "created"  # created | training | trained
+    accuracy: float | None = None
+    current_version: int = 0
+    created_at: float = 0.0
+    updated_at: float = 0.0
+
+    @property
+    def trained(self) -> bool:
+        """True once a run has produced a version."""
+        return self.current_version > 0
+
+    @property
+    def architecture(self) -> Any:
+        """`layer_sizes` for Nielsen networks (as the original server showed), else the layers."""
+        return self.spec["layer_sizes"] if self.kind == "layer_sizes" else self.spec["layers"]
+
+
+@dataclass
+class NetworkVersion:
+    """Weights a completed run produced, with the metrics they scored."""
+
+    network_id: str
+    version: int
+    run_id: str | None
+    weights_path: str
+    weights_sha256: str
+    metrics: dict[str, Any] = field(default_factory=dict)
+    examples_path: str | None = None
+    examples_sha256: str | None = None
+    created_at: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON for the API (paths stay server-side)."""
+        return {
+            "network_id": self.network_id,
+            "version": self.version,
+            "run_id": self.run_id,
+            "metrics": self.metrics,
+            "weights_sha256": self.weights_sha256,
+            "created_at": self.created_at,
+        }
+
+
+@dataclass
+class Run:
+    """One training of a network on a dataset with given hyper-parameters."""
+
+    id: str
+    network_id: str | None
+    dataset_id: str
+    status: str = RunStatus.QUEUED.value
+    params: dict[str, Any] = field(default_factory=dict)
+    experiment_id: str | None = None
+    total_epochs: int = 0
+    start_epoch: int = 0
+    epochs_done: int = 0
+    progress: float = 0.0
+    accuracy: float | None = None
+    train_loss: float | None = None
+    val_loss: float | None = None
+    error: str | None = None
+    last_seq: int = 0
+    owner: str | None = None
+    resumed_from: str | None = None
+    checkpoint_path: str | None = None
+    checkpoint_sha256: str | None = None
+    checkpoint_epoch: int | None = None
+    version: int | None = None
+    created_at: float = 0.0
+    started_at: float | None = None
+    finished_at: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON for the API (paths stay server-side)."""
+        out = _asdict(self)
+        out.pop("checkpoint_path")
+        out.pop("checkpoint_sha256")
+        out.pop("owner")
+        out["run_id"] = out.pop("id")
+        out["job_id"] = out["run_id"]
+        out["epochs"] = self.total_epochs
+        out["has_checkpoint"] = self.checkpoint_path is not None
+        return out
+
+
+@dataclass
+class RunEvent:
+    """A stored event of a run, exactly as it was emitted."""
+
+    run_id: str
+    seq: int
+    type: str
+    payload: dict[str, Any]
+    ts: float

@@ -1,0 +1,365 @@
+"""`MetadataStore`: datasets, networks, versions, runs and run events in a SQL database.
+
+SQLite (WAL) by default, any SQLAlchemy URL otherwise (PostgreSQL is the scale-out store).
+Every method opens its own short transaction, so the store can be shared by green threads
+and OS threads alike.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Float,
+    Integer,
+    String,
+    Text,
+    create_engine,
+    delete,
+    event,
+    func,
+    select,
+    update,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+
+from livetrain.store.entities import (
+    ACTIVE_STATUSES,
+    Dataset,
+    Network,
+    NetworkVersion,
+    Run,
+    RunEvent,
+    RunStatus,
+)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class DatasetRow(Base):
+    __tablename__ = "datasets"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    task: Mapped[str] = mapped_column(String(20))
+    source: Mapped[str] = mapped_column(String(200))
+    n_features: Mapped[int] = mapped_column(Integer)
+    n_classes: Mapped[int] = mapped_column(Integer)
+    input_shape: Mapped[list] = mapped_column(JSON)
+    n_train: Mapped[int] = mapped_column(Integer)
+    n_test: Mapped[int] = mapped_column(Integer)
+    description: Mapped[str] = mapped_column(Text, default="")
+    meta: Mapped[dict] = mapped_column(JSON, default=dict)
+    builtin: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[float] = mapped_column(Float)
+
+
+class NetworkRow(Base):
+    __tablename__ = "networks"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(20))
+    spec: Mapped[dict] = mapped_column(JSON)
+    dataset_id: Mapped[str] = mapped_column(String(64))
+    parameter_count: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(20))
+    accuracy: Mapped[float | None] = mapped_column(Float, nullable=True)
+    current_version: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[float] = mapped_column(Float, index=True)
+    updated_at: Mapped[float] = mapped_column(Float)
+
+
+class VersionRow(Base):
+    __tablename__ = "network_versions"
+    network_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    weights_path: Mapped[str] = mapped_column(String(500))
+    weights_sha256: Mapped[str] = mapped_column(String(64))
+    metrics: Mapped[dict] = mapped_column(JSON, default=dict)
+    examples_path: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    examples_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    created_at: Mapped[float] = mapped_column(Float)
+
+
+class RunRow(Base):
+    __tablename__ = "runs"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    network_id: Mapped[str | None] = mapped_column(String(64), index=True, nullable=True)
+    dataset_id: Mapped[str] = mapped_column(String(64))
+    experiment_id: Mapped[str | None] = mapped_column(String(64), index=True, nullable=True)
+    status: Mapped[str] = mapped_column(String(20), index=True)
+    params: Mapped[dict] = mapped_column(JSON, default=dict)
+    total_epochs: Mapped[int] = mapped_column(Integer, default=0)
+    start_epoch: Mapped[int] = mapped_column(Integer, default=0)
+    epochs_done: Mapped[int] = mapped_column(Integer, default=0)
+    progress: Mapped[float] = mapped_column(Float, default=0.0)
+    accuracy: Mapped[float | None] = mapped_column(Float, nullable=True)
+    train_loss: Mapped[float | None] = mapped_column(Float, nullable=True)
+    val_loss: Mapped[float | None] = mapped_column(Float, nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    last_seq: Mapped[int] = mapped_column(Integer, default=0)
+    owner: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    resumed_from: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    checkpoint_path: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    checkpoint_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    checkpoint_epoch: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    version: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    created_at: Mapped[float] = mapped_column(Float, index=True)
+    started_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    finished_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class RunEventRow(Base):
+    __tablename__ = "run_events"
+    run_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    type: Mapped[str] = mapped_column(String(40))
+    payload: Mapped[dict] = mapped_column(JSON)
+    ts: Mapped[float] = mapped_column(Float)
+
+
+def _entity(cls, row) -> Any:
+    return cls(**{c.key: getattr(row, c.key) for c in row.__table__.columns})
+
+
+def _enable_sqlite_wal(dbapi_connection, _record) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.close()
+
+
+class MetadataStore:
+    """Typed access to livetrain's metadata tables."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        kwargs: dict[str, Any] = {"future": True}
+        if url.startswith("sqlite"):
+            kwargs["connect_args"] = {"check_same_thread": False, "timeout": 10}
+        else:
+            kwargs["pool_pre_ping"] = True
+        self.engine = create_engine(url, **kwargs)
+        if url.startswith("sqlite"):
+            event.listen(self.engine, "connect", _enable_sqlite_wal)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    def create_schema(self) -> None:
+        """Create missing tables (idempotent)."""
+        Base.metadata.create_all(self.engine)
+
+    def close(self) -> None:
+        """Release every pooled connection."""
+        self.engine.dispose()
+
+    @contextmanager
+    def _tx(self) -> Iterator[Session]:
+        with self._sessions() as session, session.begin():
+            yield session
+
+    # -- datasets ---------------------------------------------------------------
+    def upsert_dataset(self, dataset: Dataset) -> Dataset:
+        """Insert or refresh a dataset's metadata."""
+        values = {k: v for k, v in dataset.to_dict().items()}
+        with self._tx() as s:
+            row = s.get(DatasetRow, dataset.id)
+            if row is None:
+                values["created_at"] = values.get("created_at") or time.time()
+                s.add(DatasetRow(**values))
+            else:
+                values.pop("created_at", None)
+                for key, value in values.items():
+                    setattr(row, key, value)
+        return self.get_dataset(dataset.id)
+
+    def get_dataset(self, dataset_id: str) -> Dataset | None:
+        """The dataset, or None."""
+        with self._tx() as s:
+            row = s.get(DatasetRow, dataset_id)
+            return _entity(Dataset, row) if row else None
+
+    def list_datasets(self) -> list[Dataset]:
+        """Every dataset, built-ins first."""
+        with self._tx() as s:
+            rows = s.scalars(select(DatasetRow).order_by(DatasetRow.builtin.desc(), DatasetRow.id))
+            return [_entity(Dataset, r) for r in rows]
+
+    def delete_dataset(self, dataset_id: str) -> bool:
+        """Remove a dataset's row; True if there was one."""
+        with self._tx() as s:
+            return s.execute(delete(DatasetRow).where(DatasetRow.id == dataset_id)).rowcount > 0
+
+    # -- networks ---------------------------------------------------------------
+    def create_network(self, network: Network) -> Network:
+        """Store a new network."""
+        now = time.time()
+        network.created_at = network.created_at or now
+        network.updated_at = now
+        with self._tx() as s:
+            s.add(NetworkRow(**{c.key: getattr(network, c.key) for c in NetworkRow.__table__.columns}))
+        return network
+
+    def get_network(self, network_id: str) -> Network | None:
+        """The network, or None."""
+        with self._tx() as s:
+            row = s.get(NetworkRow, network_id)
+            return _entity(Network, row) if row else None
+
+    def list_networks(self, limit: int | None = None, offset: int = 0) -> list[Network]:
+        """Networks, oldest first (the order the original server listed them)."""
+        with self._tx() as s:
+            query = select(NetworkRow).order_by(NetworkRow.created_at, NetworkRow.id).offset(offset)
+            if limit is not None:
+                query = query.limit(limit)
+            return [_entity(Network, r) for r in s.scalars(query)]
+
+    def count_networks(self) -> int:
+        """How many networks exist."""
+        with self._tx() as s:
+            return s.scalar(select(func.count()).select_from(NetworkRow)) or 0
+
+    def update_network(self, network_id: str, **values: Any) -> None:
+        """Change some fields of a network."""
+        values["updated_at"] = time.time()
+        with self._tx() as s:
+            s.execute(update(NetworkRow).where(NetworkRow.id == network_id).values(**values))
+
+    def delete_network(self, network_id: str) -> bool:
+        """Remove a network and its versions; True if it existed. Its runs stay as history."""
+        with self._tx() as s:
+            s.execute(delete(VersionRow).where(VersionRow.network_id == network_id))
+            return s.execute(delete(NetworkRow).where(NetworkRow.id == network_id)).rowcount > 0
+
+    # -- versions ---------------------------------------------------------------
+    def add_version(self, version: NetworkVersion, network_values: dict[str, Any]) -> NetworkVersion:
+        """Record a version and update its network in one transaction."""
+        version.created_at = version.created_at or time.time()
+        with self._tx() as s:
+            s.add(VersionRow(**{c.key: getattr(version, c.key) for c in VersionRow.__table__.columns}))
+            network_values = dict(network_values, updated_at=time.time())
+            s.execute(
+                update(NetworkRow).where(NetworkRow.id == version.network_id).values(**network_values)
+            )
+        return version
+
+    def list_versions(self, network_id: str) -> list[NetworkVersion]:
+        """A network's versions, oldest first."""
+        with self._tx() as s:
+            rows = s.scalars(
+                select(VersionRow).where(VersionRow.network_id == network_id).order_by(VersionRow.version)
+            )
+            return [_entity(NetworkVersion, r) for r in rows]
+
+    def get_version(self, network_id: str, version: int) -> NetworkVersion | None:
+        """One version, or None."""
+        with self._tx() as s:
+            row = s.get(VersionRow, (network_id, version))
+            return _entity(NetworkVersion, row) if row else None
+
+    # -- runs -------------------------------------------------------------------
+    def create_run(self, run: Run) -> Run:
+        """Store a new run."""
+        run.created_at = run.created_at or time.time()
+        with self._tx() as s:
+            s.add(RunRow(**{c.key: getattr(run, c.key) for c in RunRow.__table__.columns}))
+        return run
+
+    def get_run(self, run_id: str) -> Run | None:
+        """The run, or None."""
+        with self._tx() as s:
+            row = s.get(RunRow, run_id)
+            return _entity(Run, row) if row else None
+
+    def list_runs(
+        self,
+        *,
+        network_id: str | None = None,
+        statuses: Iterable[str] | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+        newest_first: bool = True,
+    ) -> list[Run]:
+        """Runs, filtered and paginated."""
+        query = select(RunRow)
+        if network_id is not None:
+            query = query.where(RunRow.network_id == network_id)
+        if statuses is not None:
+            query = query.where(RunRow.status.in_(list(statuses)))
+        order = RunRow.created_at.desc() if newest_first else RunRow.created_at.asc()
+        query = query.order_by(order, RunRow.id).offset(offset)
+        if limit is not None:
+            query = query.limit(limit)
+        with self._tx() as s:
+            return [_entity(Run, r) for r in s.scalars(query)]
+
+    def count_runs(self, *, network_id: str | None = None, statuses: Iterable[str] | None = None) -> int:
+        """How many runs match."""
+        query = select(func.count()).select_from(RunRow)
+        if network_id is not None:
+            query = query.where(RunRow.network_id == network_id)
+        if statuses is not None:
+            query = query.where(RunRow.status.in_(list(statuses)))
+        with self._tx() as s:
+            return s.scalar(query) or 0
+
+    def update_run(self, run_id: str, **values: Any) -> None:
+        """Change some fields of a run."""
+        with self._tx() as s:
+            s.execute(update(RunRow).where(RunRow.id == run_id).values(**values))
+
+    def record_event(self, event_: RunEvent, run_values: dict[str, Any]) -> None:
+        """Store an event and the run fields it changes, atomically."""
+        with self._tx() as s:
+            s.add(
+                RunEventRow(
+                    run_id=event_.run_id,
+                    seq=event_.seq,
+                    type=event_.type,
+                    payload=event_.payload,
+                    ts=event_.ts,
+                )
+            )
+            values = dict(run_values, last_seq=event_.seq)
+            s.execute(update(RunRow).where(RunRow.id == event_.run_id).values(**values))
+
+    def list_events(
+        self, run_id: str, *, after_seq: int = 0, types: Iterable[str] | None = None
+    ) -> list[RunEvent]:
+        """A run's stored events after `after_seq`, in order."""
+        query = select(RunEventRow).where(RunEventRow.run_id == run_id, RunEventRow.seq > after_seq)
+        if types is not None:
+            query = query.where(RunEventRow.type.in_(list(types)))
+        with self._tx() as s:
+            rows = s.scalars(query.order_by(RunEventRow.seq))
+            return [RunEvent(r.run_id, r.seq, r.type, r.payload, r.ts) for r in rows]
+
+    def active_runs(self) -> list[Run]:
+        """Runs that are queued or running, oldest first."""
+        return self.list_runs(statuses=ACTIVE_STATUSES, newest_first=False)
+
+    def latest_checkpointed_run(self, network_id: str) -> Run | None:
+        """The newest finished run of a network that left a checkpoint."""
+        query = (
+            select(RunRow)
+            .where(
+                RunRow.network_id == network_id,
+                RunRow.checkpoint_path.is_not(None),
+                RunRow.status.not_in(ACTIVE_STATUSES),
+            )
+            .order_by(RunRow.created_at.desc())
+            .limit(1)
+        )
+        with self._tx() as s:
+            row = s.scalars(query).first()
+            return _entity(Run, row) if row else None
+
+
+__all__ = ["MetadataStore", "RunStatus"]

@@ -1,0 +1,1 @@
+"""Pure machine learning: network specs, model building, trainers. No Flask, no Socket.IO."""

@@ -1,0 +1,178 @@
+"""Build a torch model from a `NetworkSpec`, inferring sizes and checking shapes with a dry run."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import nn
+
+from livetrain.errors import ValidationError
+from livetrain.training.spec import NetworkSpec
+
+
+def input_shape_for(spec: NetworkSpec, dataset_shape: list[int]) -> tuple[int, ...]:
+    """The per-example shape the model receives: images keep C x H x W only for conv nets."""
+    if spec.wants_images:
+        if len(dataset_shape) != 3:
+            raise ValidationError(
+                f"Conv2d/MaxPool2d/BatchNorm2d need image data; this dataset's rows have shape {dataset_shape}")
+        return tuple(dataset_shape)
+    return (int(math.prod(dataset_shape)),)
+
+
+def output_size(task: str, n_classes: int) -> int:
+    """How many outputs a network for this task must produce."""
+    return n_classes if task == "classification" else 1
+
+
+def _module(layer: dict[str, Any], shape: tuple[int, ...], index: int) -> nn.Module:
+    kind = layer["type"]
+    where = f"layers[{index}] ({kind})"
+
+    def need(ndim: int, what: str) -> None:
+        if len(shape) != ndim:
+            raise ValidationError(f"{where} expects {what} input but receives shape {list(shape)}",
+                                  detail={"layer": index})
+
+    if kind == "Linear":
+        need(1, "flat (add a Flatten layer before it)")
+        declared = layer.get("in_features")
+        if declared is not None and declared != shape[0]:
+            raise ValidationError(f"{where}: in_features is {declared} but the input has {shape[0]} features",
+                                  detail={"layer": index})
+        return nn.Linear(shape[0], layer["out_features"], bias=layer.get("bias", True))
+    if kind == "Conv2d":
+        need(3, "channels x height x width")
+        declared = layer.get("in_channels")
+        if declared is not None and declared != shape[0]:
+            raise ValidationError(f"{where}: in_channels is {declared} but the input has {shape[0]} channels",
+                                  detail={"layer": index})
+        return nn.Conv2d(shape[0], layer["out_channels"], layer["kernel_size"],
+                         stride=layer.get("stride", 1), padding=layer.get("padding", 0))
+    if kind == "MaxPool2d":
+        need(3, "channels x height x width")
+        return nn.MaxPool2d(layer["kernel_size"], stride=layer.get("stride"))
+    if kind == "BatchNorm1d":
+        need(1, "flat")
+        return nn.BatchNorm1d(shape[0])
+    if kind == "BatchNorm2d":
+        need(3, "channels x height x width")
+        return nn.BatchNorm2d(shape[0])
+    if kind == "Flatten":
+        return nn.Flatten()
+    if kind == "Dropout":
+        return nn.Dropout(layer["p"])
+    if kind == "LeakyReLU":
+        return nn.LeakyReLU(layer.get("negative_slope", 0.01))
+    return getattr(nn, kind)()
+
+
+def _linear_params(layer: dict[str, Any], shape: tuple[int, ...]) -> int:
+    if layer["type"] == "Linear" and len(shape) == 1:
+        return shape[0] * layer["out_features"] + (layer["out_features"] if layer.get("bias", True) else 0)
+    if layer["type"] == "Conv2d" and len(shape) == 3:
+        k = layer["kernel_size"]
+        return shape[0] * layer["out_channels"] * k * k + layer["out_channels"]
+    return 0
+
+
+def build_model(
+    spec: NetworkSpec,
+    dataset_shape: list[int],
+    task: str,
+    n_classes: int,
+    *,
+    max_parameters: int,
+) -> nn.Sequential:
+    """A model for `spec`, validated by a dry forward pass; errors name the failing layer."""
+    torch.manual_seed(spec.seed)
+    shape = input_shape_for(spec, dataset_shape)
+    expected_out = output_size(task, n_classes)
+    if spec.kind == "layer_sizes":
+        return _nielsen_model(spec, shape, task, expected_out, max_parameters)
+
+    modules: list[nn.Module] = []
+    total = 0
+    probe = torch.zeros((2, *shape))
+    for index, layer in enumerate(spec.layers or []):
+        total += _linear_params(layer, tuple(probe.shape[1:]))
+        if total > max_parameters:
+            raise ValidationError(
+                f"the network would have more than {max_parameters:,} parameters (at layers[{index}]); "
+                "make it smaller or raise LIVETRAIN_MAX_PARAMETERS", code="too_large", detail={"layer": index})
+        module = _module(layer, tuple(probe.shape[1:]), index)
+        module.eval()
+        try:
+            with torch.no_grad():
+                probe = module(probe)
+        except RuntimeError as exc:
+            first_line = str(exc).splitlines()[0]
+            raise ValidationError(f"layers[{index}] ({layer['type']}) cannot take input of shape "
+                                  f"{list(probe.shape[1:])}: {first_line}", detail={"layer": index}) from None
+        if probe.numel() == 0:
+            raise ValidationError(f"layers[{index}] ({layer['type']}) shrinks the input to nothing",
+                                  detail={"layer": index})
+        modules.append(module)
+    out_shape = list(probe.shape[1:])
+    if out_shape != [expected_out]:
+        raise ValidationError(
+            f"the last layer must give {expected_out} output(s) for this {task} dataset, it gives {out_shape}",
+            detail={"layer": len(modules) - 1})
+    if spec.loss == "cross_entropy" and task != "classification":
+        raise ValidationError("cross_entropy needs a classification dataset; use loss 'mse' for regression")
+    model = nn.Sequential(*modules)
+    model.train()
+    return model
+
+
+def _nielsen_model(spec: NetworkSpec, shape, task: str, expected_out: int, max_parameters: int) -> nn.Sequential:
+    sizes = spec.layer_sizes or []
+    if task != "classification":
+        raise ValidationError("layer_sizes networks classify (sigmoid outputs, quadratic cost); "
+                              "for a regression dataset create the network from layers with loss 'mse'")
+    if sizes[0] != shape[0]:
+        raise ValidationError(f"layer_sizes starts with {sizes[0]} inputs but the dataset has {shape[0]} features",
+                              detail={"field": "layer_sizes"})
+    if sizes[-1] != expected_out:
+        raise ValidationError(f"layer_sizes ends with {sizes[-1]} outputs but the dataset has {expected_out} classes",
+                              detail={"field": "layer_sizes"})
+    total = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
+    if total > max_parameters:
+        raise ValidationError(f"the network would have {total:,} parameters, over the limit of "
+                              f"{max_parameters:,}; make it smaller or raise LIVETRAIN_MAX_PARAMETERS",
+                              code="too_large", detail={"field": "layer_sizes"})
+    generator = torch.Generator().manual_seed(spec.seed)
+    modules: list[nn.Module] = []
+    for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
+        linear = nn.Linear(fan_in, fan_out)
+        with torch.no_grad():
+            # Nielsen's network.py draws N(0, 1); "scaled" is his improved N(0, 1/fan_in) for weights.
+            scale = 1.0 / math.sqrt(fan_in) if spec.init == "scaled" else 1.0
+            linear.weight.copy_(torch.randn(fan_out, fan_in, generator=generator) * scale)
+            linear.bias.copy_(torch.randn(fan_out, generator=generator))
+        modules += [linear, nn.Sigmoid()]
+    return nn.Sequential(*modules)
+
+
+def parameter_count(model: nn.Module) -> int:
+    """Trainable parameters."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def describe_layers(model: nn.Sequential, spec: NetworkSpec, dataset_shape: list[int]) -> list[dict[str, Any]]:
+    """Per-layer type, output shape and parameter count (for the page's layer table)."""
+    rows = []
+    probe = torch.zeros((1, *input_shape_for(spec, dataset_shape)))
+    model.eval()
+    with torch.no_grad():
+        for module in model:
+            probe = module(probe)
+            rows.append({
+                "type": type(module).__name__,
+                "output_shape": list(probe.shape[1:]),
+                "parameters": sum(p.numel() for p in module.parameters()),
+            })
+    model.train()
+    return rows

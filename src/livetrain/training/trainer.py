@@ -1,0 +1,298 @@
+"""The training loop: two engines behind one `train()`.
+
+- `NielsenEngine`: sigmoid layers, quadratic cost, plain SGD (what the original MNIST server
+  ran), as vectorized mini-batch backprop in NumPy on the torch parameters' own memory.
+  Small networks at small mini-batches are bound by per-step overhead, and NumPy's is
+  several times lower than autograd's (docs/benchmarks.md has the numbers).
+- `TorchEngine`: any layer-spec network, autograd, foreach optimizers, pre-shuffled slices.
+
+Both report through `TrainerCallbacks`; nothing here knows about servers or sockets.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+from scipy.special import expit
+from torch import nn
+
+from livetrain.data.sources import DatasetArrays
+from livetrain.training.model import input_shape_for
+from livetrain.training.spec import HyperParams, NetworkSpec
+
+
+@dataclass
+class EpochResult:
+    """What one epoch scored; `epoch` counts from the network's first run when resuming."""
+
+    epoch: int
+    total_epochs: int
+    train_loss: float
+    val_loss: float
+    accuracy: float | None
+    correct: int | None
+    total: int
+    elapsed_time: float  # seconds of training in this epoch, evaluation excluded
+    eval_time: float
+    extra: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class TrainOutcome:
+    """How `train()` ended."""
+
+    stopped: bool
+    epochs_done: int
+    last: EpochResult | None
+
+
+class TrainerCallbacks(Protocol):
+    """What the caller hears from the loop."""
+
+    def on_progress(self, epoch: int, batch: int, n_batches: int, train_loss: float) -> None: ...
+
+    def on_epoch_end(self, result: EpochResult, checkpoint: dict[str, Any]) -> None: ...
+
+    def should_stop(self) -> bool: ...
+
+
+def batch_bounds(n: int, batch_size: int) -> list[tuple[int, int]]:
+    """Slices of a shuffled epoch; a trailing batch of one joins the one before it."""
+    bounds = [(k, min(k + batch_size, n)) for k in range(0, n, batch_size)]
+    if len(bounds) > 1 and bounds[-1][1] - bounds[-1][0] == 1 and batch_size > 1:
+        start = bounds[-2][0]
+        bounds[-2:] = [(start, n)]
+    return bounds
+
+
+class Engine:
+    """One way of running epochs; subclasses implement the step and the forward pass."""
+
+    def __init__(self, model: nn.Sequential, spec: NetworkSpec, hp: HyperParams, data: DatasetArrays) -> None:
+        self.model = model
+        self.spec = spec
+        self.hp = hp
+        self.data = data
+        self.classification = data.info.task == "classification"
+
+    def run_epoch(self, epoch: int, on_batch) -> float:
+        """Train one epoch; return the mean training loss."""
+        raise NotImplementedError
+
+    def outputs(self, X: np.ndarray) -> np.ndarray:
+        """Network outputs for inputs in the training layout."""
+        raise NotImplementedError
+
+    def loss(self, outputs: np.ndarray, y: np.ndarray) -> float:
+        """Mean loss of outputs against targets."""
+        raise NotImplementedError
+
+    def optimizer_state(self) -> dict[str, Any]:
+        """What a checkpoint keeps of the optimizer."""
+        return {}
+
+    def evaluate(self) -> tuple[float, int | None, float | None, dict[str, float]]:
+        """(held-out loss, correct, accuracy, extra metrics)."""
+        out = self.outputs(self.data.X_test)
+        val_loss = self.loss(out, self.data.y_test)
+        if self.classification:
+            correct = int((out.argmax(axis=1) == self.data.y_test).sum())
+            return val_loss, correct, correct / len(self.data.y_test), {}
+        pred = out.reshape(-1)
+        y = self.data.y_test
+        ss_res = float(((pred - y) ** 2).sum())
+        ss_tot = float(((y - y.mean()) ** 2).sum()) or 1.0
+        return val_loss, None, None, {"r2": 1.0 - ss_res / ss_tot}
+
+
+class NielsenEngine(Engine):
+    """Sigmoid network, quadratic cost, plain SGD: Nielsen's `network.py`, vectorized per mini-batch."""
+
+    def __init__(self, model, spec, hp, data) -> None:
+        super().__init__(model, spec, hp, data)
+        linears = [m for m in model if isinstance(m, nn.Linear)]
+        # .numpy() shares memory: updating these arrays updates the torch model in place.
+        self.weights = [m.weight.detach().numpy() for m in linears]
+        self.biases = [m.bias.detach().numpy() for m in linears]
+        self.targets = np.eye(spec.layer_sizes[-1], dtype=np.float32)[data.y_train]
+
+    def run_epoch(self, epoch: int, on_batch) -> float:
+        rng = np.random.default_rng([self.hp.seed, epoch])
+        order = rng.permutation(len(self.data.X_train))
+        X = self.data.X_train[order]
+        Y = self.targets[order]
+        eta = np.float32(self.hp.learning_rate)
+        weights, biases = self.weights, self.biases
+        layers = len(weights)
+        loss_sum = 0.0
+        bounds = batch_bounds(len(X), self.hp.batch_size)
+        n_batches = len(bounds)
+        for b, (lo, hi) in enumerate(bounds):
+            activations = [X[lo:hi]]
+            for w, bias in zip(weights, biases):
+                activations.append(expit(activations[-1] @ w.T + bias))
+            out = activations[-1]
+            diff = out - Y[lo:hi]
+            loss_sum += float(np.vdot(diff, diff))
+            delta = diff * out * (1.0 - out)
+            step = eta / np.float32(hi - lo)
+            for layer in range(layers - 1, -1, -1):
+                below = activations[layer]
+                if layer:
+                    next_delta = (delta @ weights[layer]) * below * (1.0 - below)
+                weights[layer] -= step * (delta.T @ below)
+                biases[layer] -= step * delta.sum(axis=0)
+                if layer:
+                    delta = next_delta
+            if on_batch(b, n_batches, loss_sum, hi):
+                break
+        return 0.5 * loss_sum / len(X)
+
+    def outputs(self, X: np.ndarray) -> np.ndarray:
+        a = X
+        for w, bias in zip(self.weights, self.biases):
+            a = expit(a @ w.T + bias)
+        return a
+
+    def loss(self, outputs: np.ndarray, y: np.ndarray) -> float:
+        diff = outputs - np.eye(outputs.shape[1], dtype=np.float32)[y]
+        return float(0.5 * np.vdot(diff, diff) / len(y))
+
+
+class TorchEngine(Engine):
+    """Autograd training of any layer-spec network."""
+
+    def __init__(self, model, spec, hp, data, optimizer_state: dict[str, Any] | None = None) -> None:
+        super().__init__(model, spec, hp, data)
+        self.shape = input_shape_for(spec, data.info.input_shape)
+        self.X = torch.from_numpy(data.X_train).reshape(-1, *self.shape)
+        self.y = torch.from_numpy(data.y_train)
+        params = [p for p in model.parameters() if p.requires_grad]
+        if hp.optimizer == "sgd":
+            self.optimizer = torch.optim.SGD(params, lr=hp.learning_rate, momentum=hp.momentum,
+                                             weight_decay=hp.weight_decay, foreach=True)
+        elif hp.optimizer == "adam":
+            self.optimizer = torch.optim.Adam(params, lr=hp.learning_rate, weight_decay=hp.weight_decay, foreach=True)
+        else:
+            self.optimizer = torch.optim.AdamW(params, lr=hp.learning_rate, weight_decay=hp.weight_decay, foreach=True)
+        if optimizer_state:
+            self.optimizer.load_state_dict(optimizer_state)
+        if spec.loss == "cross_entropy":
+            self.criterion = nn.CrossEntropyLoss()
+        else:
+            self.criterion = nn.MSELoss()
+
+    def _target(self, y: torch.Tensor) -> torch.Tensor:
+        if self.spec.loss == "cross_entropy":
+            return y
+        if self.classification:
+            return nn.functional.one_hot(y, self.data.info.n_classes).float()
+        return y.view(-1, 1)
+
+    def run_epoch(self, epoch: int, on_batch) -> float:
+        generator = torch.Generator().manual_seed(self.hp.seed * 1_000_003 + epoch)
+        torch.manual_seed(self.hp.seed * 1_000_003 + epoch)  # dropout masks
+        order = torch.randperm(len(self.X), generator=generator)
+        X, y = self.X[order], self._target(self.y[order])
+        self.model.train()
+        loss_sum = 0.0
+        bounds = batch_bounds(len(X), self.hp.batch_size)
+        n_batches = len(bounds)
+        for b, (lo, hi) in enumerate(bounds):
+            self.optimizer.zero_grad(set_to_none=True)
+            loss = self.criterion(self.model(X[lo:hi]), y[lo:hi])
+            loss.backward()
+            self.optimizer.step()
+            loss_sum += loss.item() * (hi - lo)
+            if on_batch(b, n_batches, loss_sum, hi):
+                break
+        return loss_sum / len(X)
+
+    @torch.no_grad()
+    def outputs(self, X: np.ndarray) -> np.ndarray:
+        self.model.eval()
+        tensor = torch.from_numpy(np.ascontiguousarray(X)).reshape(-1, *self.shape)
+        out = torch.cat([self.model(tensor[k:k + 2048]) for k in range(0, len(tensor), 2048)])
+        self.model.train()
+        return out.numpy()
+
+    @torch.no_grad()
+    def loss(self, outputs: np.ndarray, y: np.ndarray) -> float:
+        return float(self.criterion(torch.from_numpy(outputs), self._target(torch.from_numpy(y))))
+
+    def optimizer_state(self) -> dict[str, Any]:
+        return self.optimizer.state_dict()
+
+
+def make_engine(model, spec: NetworkSpec, hp: HyperParams, data: DatasetArrays,
+                optimizer_state: dict[str, Any] | None = None) -> Engine:
+    """The fastest engine that trains `spec` exactly."""
+    if spec.kind == "layer_sizes":
+        return NielsenEngine(model, spec, hp, data)
+    return TorchEngine(model, spec, hp, data, optimizer_state)
+
+
+def train(
+    model: nn.Sequential,
+    spec: NetworkSpec,
+    hp: HyperParams,
+    data: DatasetArrays,
+    callbacks: TrainerCallbacks,
+    *,
+    start_epoch: int = 0,
+    optimizer_state: dict[str, Any] | None = None,
+    progress_interval: float = 0.25,
+    engine: Engine | None = None,
+) -> TrainOutcome:
+    """Train `hp.epochs` epochs after `start_epoch`, reporting through `callbacks`."""
+    engine = engine or make_engine(model, spec, hp, data, optimizer_state)
+    end_epoch = start_epoch + hp.epochs
+    last: EpochResult | None = None
+    n_train = len(data.X_train)
+    for epoch in range(start_epoch + 1, end_epoch + 1):
+        if callbacks.should_stop():
+            return TrainOutcome(True, epoch - 1 - start_epoch, last)
+        next_report = time.monotonic() + progress_interval
+        stopped = False
+
+        def on_batch(batch: int, n_batches: int, loss_sum: float, seen: int, epoch=epoch) -> bool:
+            nonlocal next_report, stopped
+            if callbacks.should_stop():
+                stopped = True
+                return True
+            if batch + 1 < n_batches:
+                now = time.monotonic()
+                if now >= next_report:
+                    next_report = now + progress_interval
+                    callbacks.on_progress(epoch, batch + 1, n_batches, loss_sum / max(1, seen))
+            return False
+
+        started = time.perf_counter()
+        train_loss = engine.run_epoch(epoch, on_batch)
+        elapsed = time.perf_counter() - started
+        if stopped:
+            # the interrupted epoch is not kept: the checkpoint stays at the last whole epoch
+            return TrainOutcome(True, epoch - 1 - start_epoch, last)
+        started = time.perf_counter()
+        val_loss, correct, accuracy, extra = engine.evaluate()
+        eval_time = time.perf_counter() - started
+        if not math.isfinite(train_loss):
+            raise FloatingPointError(f"training diverged in epoch {epoch} (loss {train_loss}); "
+                                     "try a smaller learning rate")
+        last = EpochResult(epoch, end_epoch, train_loss, val_loss, accuracy, correct,
+                           len(data.y_test), elapsed, eval_time, extra)
+        checkpoint = {
+            "model": model.state_dict(),
+            "optimizer": engine.optimizer_state(),
+            "epoch": epoch,
+            "spec": spec.to_dict(),
+            "hyperparams": hp.to_dict(),
+            "n_train": n_train,
+        }
+        callbacks.on_epoch_end(last, checkpoint)
+    return TrainOutcome(False, hp.epochs, last)

@@ -1,0 +1,23 @@
+"""The server-rendered management page."""
+
+from __future__ import annotations
+
+from flask import Blueprint, current_app, render_template
+
+from livetrain.api.networks import network_summary
+
+bp = Blueprint("web", __name__)
+
+
+@bp.get("/")
+def index():
+    """Networks, datasets and runs, with live status over Socket.IO."""
+    svc = current_app.extensions["livetrain"]
+    return render_template(
+        "index.html",
+        status=svc.status(),
+        networks=[network_summary(n) for n in svc.store.list_networks()],
+        datasets=[d.to_dict() for d in svc.datasets.list()],
+        default_dataset=svc.datasets.default_id(),
+        runs=[r.to_dict() for r in svc.store.list_runs(limit=20)],
+    )
