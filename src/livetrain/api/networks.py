@@ -37,8 +37,9 @@ def network_summary(network: Network) -> dict:
 @bp.input(NetworkIn, arg_name="body")
 def create_network(body):
     """Create a network from `layer_sizes` (Nielsen semantics) or from `layers`."""
-    network, layers = _svc().networks.create(present(body))
-    return {**network_summary(network), "status": "created", "spec": network.spec, "layers": layers}, 201
+    network = _svc().networks.create(present(body))
+    return {**network_summary(network), "status": "created", "spec": network.spec,
+            "layers": network.layer_table}, 201
 
 
 @bp.get("")
@@ -62,7 +63,7 @@ def get_network(network_id: str):
     return {
         **network_summary(network),
         "spec": network.spec,
-        "layers": svc.networks.layer_table(network),
+        "layers": network.layer_table,
         "versions": [v.to_dict() for v in svc.store.list_versions(network_id)],
         "active_run": active.to_dict() if active else None,
     }

@@ -50,8 +50,8 @@ class NetworkService:
             raise NotFound(f"no network {network_id!r}")
         return network
 
-    def create(self, body: dict[str, Any]) -> tuple[Network, list[dict[str, Any]]]:
-        """Validate, build once to check shapes, store; returns the network and its layer table."""
+    def create(self, body: dict[str, Any]) -> Network:
+        """Validate, build once to check shapes (and count parameters per layer), store."""
         from livetrain.training.model import build_model, describe_layers, parameter_count
 
         dataset_id = body.get("dataset_id") or body.get("dataset") or self.datasets.default_id()
@@ -77,21 +77,12 @@ class NetworkService:
             spec=spec.to_dict(),
             dataset_id=dataset.id,
             parameter_count=count,
+            layer_table=layers,
         )
         self.store.create_network(network)
         self.emitter.resource("network_created", {"network_id": network.id, "architecture": network.architecture,
                                                   "name": network.name, "ts": time.time()})
-        return network, layers
-
-    def layer_table(self, network: Network) -> list[dict[str, Any]]:
-        """Per-layer shapes and parameter counts."""
-        from livetrain.training.model import build_model, describe_layers
-
-        dataset = self.datasets.get(network.dataset_id)
-        spec = NetworkSpec.from_dict(network.spec)
-        model = build_model(spec, dataset.input_shape, dataset.task, dataset.n_classes,
-                            max_parameters=self.settings.max_parameters)
-        return describe_layers(model, spec, dataset.input_shape)
+        return network
 
     def delete(self, network_id: str) -> dict[str, Any]:
         """Cancel its run, remove its row, versions and files."""

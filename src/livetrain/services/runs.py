@@ -215,7 +215,7 @@ class RunService:
             "params": run.params,
             "n_train": msg.get("n_train"),
             "n_test": msg.get("n_test"),
-        }, {"status": RunStatus.RUNNING.value, "started_at": now})
+        }, {"status": RunStatus.RUNNING.value, "started_at": now, "worker_pid": msg.get("pid")})
         self.metrics.runs.labels("running").inc()
 
     def _on_progress(self, run: Run, msg: dict[str, Any]) -> None:

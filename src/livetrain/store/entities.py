@@ -64,6 +64,7 @@ class Network:
     spec: dict[str, Any]
     dataset_id: str
     parameter_count: int
+    layer_table: list[dict[str, Any]] = field(default_factory=list)  # type, output shape, parameters
     status: str = "created"  # created | training | trained
     accuracy: float | None = None
     current_version: int = 0
@@ -132,6 +133,7 @@ class Run:
     checkpoint_sha256: str | None = None
     checkpoint_epoch: int | None = None
     version: int | None = None
+    worker_pid: int | None = None
     created_at: float = 0.0
     started_at: float | None = None
     finished_at: float | None = None
