@@ -38,6 +38,7 @@ class Settings:
     cors_origins: str = "*"
     secret_key: str = ""
     cancel_grace: float = 0.8  # seconds a worker gets to stop before it is killed
+    worker_nice: int = 5  # workers yield the CPU to the server, so requests stay fast under load
 
     @property
     def models_dir(self) -> Path:

@@ -27,7 +27,7 @@ class WorkerHandle:
         self.pid = process.pid
 
     @classmethod
-    def start(cls, threads: int) -> "WorkerHandle":
+    def start(cls, threads: int, nice: int = 0) -> "WorkerHandle":
         """Start a worker and wait until it has imported torch."""
         ours, theirs = socket.socketpair()
         env = dict(os.environ)
@@ -35,7 +35,7 @@ class WorkerHandle:
         for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
             env[name] = str(threads)
         process = subprocess.Popen(
-            [sys.executable, "-m", "livetrain.jobs.worker", "--fd", str(theirs.fileno())],
+            [sys.executable, "-m", "livetrain.jobs.worker", "--fd", str(theirs.fileno()), "--nice", str(nice)],
             pass_fds=[theirs.fileno()],
             env=env,
             stdin=subprocess.DEVNULL,
@@ -95,9 +95,10 @@ class WorkerHandle:
 class WorkerPool:
     """Hands out worker processes and keeps `warm` idle ones ready."""
 
-    def __init__(self, *, warm: int, threads: int, spawn) -> None:
+    def __init__(self, *, warm: int, threads: int, spawn, nice: int = 0) -> None:
         self.warm = warm
         self.threads = threads
+        self.nice = nice
         self._spawn = spawn
         self._idle: deque[WorkerHandle] = deque()
         self._all: set[WorkerHandle] = set()
@@ -106,7 +107,7 @@ class WorkerPool:
         self._closed = False
 
     def _start(self) -> WorkerHandle:
-        handle = WorkerHandle.start(self.threads)
+        handle = WorkerHandle.start(self.threads, self.nice)
         with self._lock:
             if self._closed:
                 handle.kill()

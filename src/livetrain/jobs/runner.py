@@ -38,6 +38,7 @@ class LocalRunner:
         warm_workers: int,
         torch_threads: int,
         cancel_grace: float,
+        worker_nice: int = 0,
         spawn: Callable[..., Any],
         sleep: Callable[[float], None],
         on_message: Callable[[str, dict[str, Any]], None],
@@ -47,7 +48,7 @@ class LocalRunner:
         self._spawn = spawn
         self._sleep = sleep
         self._on_message = on_message
-        self.pool = WorkerPool(warm=warm_workers, threads=torch_threads, spawn=spawn)
+        self.pool = WorkerPool(warm=warm_workers, threads=torch_threads, spawn=spawn, nice=worker_nice)
         self._queue: deque[tuple[str, dict[str, Any]]] = deque()
         self._running: dict[str, _Active] = {}
         self._lock = threading.Lock()

@@ -189,7 +189,10 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the worker process."""
     parser = argparse.ArgumentParser(prog="livetrain-worker")
     parser.add_argument("--fd", type=int, required=True)
+    parser.add_argument("--nice", type=int, default=0, help="lower this process's CPU priority by N")
     args = parser.parse_args(argv)
+    if args.nice > 0:
+        os.nice(args.nice)
     sock = socket.socket(fileno=args.fd)
     sock.setblocking(True)  # a green parent may have left the shared descriptor non-blocking
     try:

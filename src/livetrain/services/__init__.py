@@ -64,6 +64,7 @@ class Livetrain:
             warm_workers=settings.warm_workers,
             torch_threads=settings.torch_threads(),
             cancel_grace=settings.cancel_grace,
+            worker_nice=settings.worker_nice,
             spawn=spawn,
             sleep=sleep,
             on_message=self.runs.on_message,
