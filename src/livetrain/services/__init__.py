@@ -56,7 +56,8 @@ class Livetrain:
         self.metrics = Metrics.create()
         self.emitter = emitter
         self.datasets = DatasetService(store=self.store, settings=settings)
-        self.runs = RunService(store=self.store, settings=settings, emitter=emitter, metrics=self.metrics)
+        self.runs = RunService(store=self.store, artifacts=self.artifacts, settings=settings, emitter=emitter,
+                               metrics=self.metrics)
         self.networks = NetworkService(store=self.store, artifacts=self.artifacts, settings=settings,
                                        emitter=emitter, datasets=self.datasets, runs=self.runs)
         self.runner = LocalRunner(

@@ -52,8 +52,9 @@ def _pid_alive(pid: int) -> bool:
 class RunService:
     """Creates runs, feeds them to the runner, and turns worker reports into state and events."""
 
-    def __init__(self, *, store, settings, emitter, metrics) -> None:
+    def __init__(self, *, store, artifacts, settings, emitter, metrics) -> None:
         self.store = store
+        self.artifacts = artifacts
         self.settings = settings
         self.emitter = emitter
         self.metrics = metrics
@@ -260,7 +261,9 @@ class RunService:
     def _on_completed(self, run: Run, msg: dict[str, Any]) -> None:
         network = self.store.get_network(run.network_id) if run.network_id else None
         version_number = None
-        if network is not None:
+        if network is None:
+            self._end_network_training(run)
+        else:
             version_number = network.current_version + 1
             self.store.add_version(
                 NetworkVersion(
@@ -293,7 +296,10 @@ class RunService:
         if not run.network_id:
             return
         network = self.store.get_network(run.network_id)
-        if network is not None and network.status == "training":
+        if network is None:
+            # deleted while this run was stopping: drop what its worker wrote meanwhile
+            self.artifacts.delete(f"networks/{run.network_id}")
+        elif network.status == "training":
             self.store.update_network(network.id, status="trained" if network.trained else "created")
 
     def _on_failed(self, run: Run, msg: dict[str, Any]) -> None:
