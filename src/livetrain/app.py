@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from apiflask import APIFlask
+from flask import request
 from werkzeug.exceptions import HTTPException
 
 from livetrain import __version__
@@ -29,15 +30,29 @@ HTTP_CODES = {
 }
 
 
+def _flatten(prefix: str, messages, out: list[str]) -> None:
+    if isinstance(messages, dict):
+        for key, value in messages.items():
+            if key == "_schema":
+                _flatten(prefix, value, out)
+            elif isinstance(key, int):
+                _flatten(f"{prefix}[{key}]", value, out)
+            else:
+                _flatten(f"{prefix}.{key}" if prefix else str(key), value, out)
+    elif isinstance(messages, list):
+        text = "; ".join(str(m) for m in messages)
+        out.append(f"{prefix}: {text}" if prefix else text)
+    else:
+        out.append(f"{prefix}: {messages}" if prefix else str(messages))
+
+
 def _message(error) -> str:
-    """A readable message; validation details become `field: problem` lines."""
+    """A readable message; validation details become `field: problem` parts."""
     detail = getattr(error, "detail", None) or {}
-    problems = []
-    for location in detail.values() if isinstance(detail, dict) else []:
-        if isinstance(location, dict):
-            for field, messages in location.items():
-                text = "; ".join(str(m) for m in messages) if isinstance(messages, list) else str(messages)
-                problems.append(text if field == "_schema" else f"{field}: {text}")
+    problems: list[str] = []
+    if isinstance(detail, dict):
+        for location in detail.values():  # {"json": {...}} or {"query": {...}}
+            _flatten("", location, problems)
     return "; ".join(problems) or error.message
 
 
@@ -73,6 +88,10 @@ def create_app(config: dict[str, Any] | None = None, *, async_mode: str | None =
         if error.status_code in (400, 422) and error.detail:
             code = "validation_error"
         body = {"error": code, "message": _message(error)}
+        if error.status_code == 400 and not error.detail and request.is_json:
+            body = {"error": "invalid_json", "message": "the request body is not valid JSON"}
+        elif body["message"] == "Invalid input type.":
+            body["message"] = "the request body must be a JSON object"
         if error.status_code == 413:
             body["message"] = f"request body is over the limit of {settings.max_content_length} bytes"
         return body, error.status_code, error.headers

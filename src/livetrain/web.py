@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 from flask import Blueprint, current_app, render_template
 
 from livetrain.api.networks import network_summary
 
 bp = Blueprint("web", __name__)
+
+
+@bp.app_template_filter("utc")
+def utc_time(ts: float | None) -> str:
+    """A UNIX time as `YYYY-MM-DD HH:MM UTC`; the page's script shows it in local time."""
+    if not ts:
+        return ""
+    return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 
 
 @bp.get("/")

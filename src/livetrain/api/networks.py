@@ -5,6 +5,7 @@ from __future__ import annotations
 from apiflask import APIBlueprint
 from flask import Response, current_app
 
+from livetrain.api.runs import run_started
 from livetrain.api.schemas import ExamplesQuery, NetworkIn, PredictIn, TrainIn, present
 from livetrain.store import Network
 
@@ -79,17 +80,7 @@ def delete_network(network_id: str):
 @bp.input(TrainIn, arg_name="body")
 def train_network(network_id: str, body):
     """Start training; returns at once (202). Progress arrives as Socket.IO events."""
-    svc = _svc()
-    network = svc.networks.get(network_id)
-    dataset = svc.datasets.get(network.dataset_id)
-    run = svc.runs.start(network, present(body), dataset)
-    return {
-        "job_id": run.id,
-        "run_id": run.id,
-        "network_id": network.id,
-        "status": "training_started",
-        "run": run.to_dict(),
-    }, 202
+    return run_started(_svc().runs.start(network_id, present(body)))
 
 
 @bp.get("/<network_id>/versions")

@@ -9,6 +9,7 @@ from apiflask import APIBlueprint
 from flask import Response, current_app
 
 from livetrain.api.schemas import MetricsQuery, RunsQuery, TrainIn, present
+from livetrain.store import Run
 
 bp = APIBlueprint("runs", __name__, url_prefix="/api/runs", tag="Runs")
 
@@ -49,14 +50,12 @@ def cancel_run(run_id: str):
 @bp.input(TrainIn, arg_name="body")
 def resume_run(run_id: str, body):
     """Start a new run that continues this one from its last checkpoint."""
-    svc = _svc()
-    source = svc.runs.get(run_id)
-    network = svc.networks.get(source.network_id)
-    dataset = svc.datasets.get(network.dataset_id)
-    body = present(body)
-    body.pop("resume", None)
-    run = svc.runs.resume(run_id, network, dataset, body)
-    return {"job_id": run.id, "run_id": run.id, "network_id": network.id,
+    return run_started(_svc().runs.resume(run_id, present(body)))
+
+
+def run_started(run: Run) -> tuple[dict, int]:
+    """The 202 answer to starting a run, in the original server's shape plus the run."""
+    return {"job_id": run.id, "run_id": run.id, "network_id": run.network_id,
             "status": "training_started", "run": run.to_dict()}, 202
 
 

@@ -76,48 +76,55 @@ class RunService:
         return runs[0] if runs else None
 
     # -- commands -----------------------------------------------------------
-    def start(self, network: Network, body: dict[str, Any], dataset) -> Run:
-        """Queue a run of `network`; returns at once."""
-        spec = NetworkSpec.from_dict(network.spec)
+    def _network_and_dataset(self, network_id: str | None):
+        network = self.store.get_network(network_id) if network_id else None
+        if network is None:
+            raise NotFound(f"no network {network_id!r}")
+        dataset = self.store.get_dataset(network.dataset_id)
+        if dataset is None:
+            raise NotFound(f"network {network.id} is bound to dataset {network.dataset_id!r}, which is gone")
+        return network, dataset
+
+    def _check_idle(self, network: Network) -> None:
         busy = self.active_for_network(network.id)
         if busy is not None:
             raise Conflict(f"network {network.id} is already training (run {busy.id}); "
                            "cancel it first or wait for it to end", detail={"run_id": busy.id})
+
+    def start(self, network_id: str, body: dict[str, Any]) -> Run:
+        """Queue a run of a network (from fresh weights, or its latest checkpoint with `resume`)."""
+        network, dataset = self._network_and_dataset(network_id)
+        self._check_idle(network)
+        spec = NetworkSpec.from_dict(network.spec)
         hp = parse_hyperparams(body, spec, max_epochs=self.settings.max_epochs, n_train=dataset.n_train)
-        init = None
-        start_epoch = 0
-        resumed_from = None
+        source = None
         if body.get("resume"):
             source = self.store.latest_checkpointed_run(network.id)
             if source is None:
                 raise Conflict(f"network {network.id} has no checkpoint to resume from; train it first")
-            init = {"path": source.checkpoint_path, "sha256": source.checkpoint_sha256}
-            start_epoch = source.checkpoint_epoch or 0
-            resumed_from = source.id
-        return self._queue(network, dataset, hp.to_dict(), init, start_epoch, resumed_from)
+        return self._queue(network, hp.to_dict(), source)
 
-    def resume(self, run_id: str, network: Network, dataset, body: dict[str, Any]) -> Run:
-        """Continue a finished run from its own last checkpoint."""
+    def resume(self, run_id: str, body: dict[str, Any]) -> Run:
+        """Continue a finished run from its own last checkpoint (by default for its remaining epochs)."""
         source = self.get(run_id)
-        if source.checkpoint_path is None:
-            raise Conflict(f"run {run_id} left no checkpoint to resume from")
         if RunStatus(source.status).active:
             raise Conflict(f"run {run_id} is still {source.status}")
-        busy = self.active_for_network(network.id)
-        if busy is not None:
-            raise Conflict(f"network {network.id} is already training (run {busy.id})", detail={"run_id": busy.id})
+        if source.checkpoint_path is None:
+            raise Conflict(f"run {run_id} left no checkpoint to resume from")
+        network, dataset = self._network_and_dataset(source.network_id)
+        self._check_idle(network)
         spec = NetworkSpec.from_dict(network.spec)
-        merged = dict(source.params)
-        merged["mini_batch_size"] = merged.pop("batch_size", None)
-        merged.update(body)
-        if "epochs" not in body:
-            merged["epochs"] = max(1, (source.start_epoch + source.params.get("epochs", 1)) - (source.checkpoint_epoch or 0))
+        merged = {k: v for k, v in source.params.items() if k in ("learning_rate", "optimizer", "momentum",
+                                                                     "weight_decay", "seed")}
+        merged["mini_batch_size"] = source.params.get("batch_size")
+        merged["epochs"] = max(1, source.total_epochs - (source.checkpoint_epoch or 0))
+        merged.update({k: v for k, v in body.items() if k != "resume"})
         hp = parse_hyperparams(merged, spec, max_epochs=self.settings.max_epochs, n_train=dataset.n_train)
-        init = {"path": source.checkpoint_path, "sha256": source.checkpoint_sha256}
-        return self._queue(network, dataset, hp.to_dict(), init, source.checkpoint_epoch or 0, source.id)
+        return self._queue(network, hp.to_dict(), source)
 
-    def _queue(self, network: Network, dataset, params: dict[str, Any], init, start_epoch: int,
-               resumed_from: str | None) -> Run:
+    def _queue(self, network: Network, params: dict[str, Any], source: Run | None) -> Run:
+        init = {"path": source.checkpoint_path, "sha256": source.checkpoint_sha256} if source else None
+        start_epoch = (source.checkpoint_epoch or 0) if source else 0
         run = Run(
             id=uuid.uuid4().hex[:12],
             network_id=network.id,
@@ -128,7 +135,7 @@ class RunService:
             start_epoch=start_epoch,
             epochs_done=start_epoch,
             owner=owner_token(),
-            resumed_from=resumed_from,
+            resumed_from=source.id if source else None,
             checkpoint_path=init["path"] if init else None,
             checkpoint_sha256=init["sha256"] if init else None,
             checkpoint_epoch=start_epoch if init else None,
