@@ -88,9 +88,7 @@ def create_app(config: dict[str, Any] | None = None, *, async_mode: str | None =
         if error.status_code in (400, 422) and error.detail:
             code = "validation_error"
         body = {"error": code, "message": _message(error)}
-        if error.status_code == 400 and not error.detail and request.is_json:
-            body = {"error": "invalid_json", "message": "the request body is not valid JSON"}
-        elif body["message"] == "Invalid input type.":
+        if body["message"] == "Invalid input type.":
             body["message"] = "the request body must be a JSON object"
         if error.status_code == 413:
             body["message"] = f"request body is over the limit of {settings.max_content_length} bytes"
@@ -106,6 +104,8 @@ def create_app(config: dict[str, Any] | None = None, *, async_mode: str | None =
     def http_exception(error: HTTPException):
         code = HTTP_CODES.get(error.code or 500, "error")
         message = error.description or error.name
+        if error.code == 400 and request.is_json:
+            code, message = "invalid_json", "the request body is not valid JSON"
         if error.code == 413:
             message = f"request body is over the limit of {settings.max_content_length} bytes"
         return {"error": code, "message": message}, error.code
