@@ -12,11 +12,12 @@ bp = Blueprint("web", __name__)
 
 
 @bp.app_template_filter("utc")
-def utc_time(ts: float | None) -> str:
-    """A UNIX time as `YYYY-MM-DD HH:MM UTC`; the page's script shows it in local time."""
+def utc_time(ts: float | None, iso: bool = False) -> str:
+    """A UNIX time as `YYYY-MM-DD HH:MM UTC` (ISO 8601 with `iso`); the page shows local time."""
     if not ts:
         return ""
-    return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    moment = datetime.fromtimestamp(ts, tz=timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ" if iso else "%Y-%m-%d %H:%M UTC")
 
 
 @bp.get("/")
