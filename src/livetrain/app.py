@@ -77,10 +77,19 @@ def create_app(config: dict[str, Any] | None = None, *, async_mode: str | None =
         SECRET_KEY=settings.secret_key or "livetrain-dev",
         MAX_CONTENT_LENGTH=settings.max_content_length,
         VALIDATION_ERROR_STATUS_CODE=400,
-        JSON_SORT_KEYS=False,
         SYNC_LOCAL_SPEC=False,
         LIVETRAIN=settings,
     )
+
+    app.json.sort_keys = False  # keep the original server's fields first, as clients see them
+
+    @app.before_request
+    def require_json_bodies():
+        # A body the API cannot read is refused rather than silently ignored.
+        if (request.path.startswith("/api/") and request.content_length
+                and not request.is_json and request.mimetype != "multipart/form-data"):
+            return {"error": "unsupported_media_type",
+                    "message": "send the request body as JSON (Content-Type: application/json)"}, 415
 
     @app.error_processor
     def http_error(error):
@@ -110,9 +119,10 @@ def create_app(config: dict[str, Any] | None = None, *, async_mode: str | None =
             message = f"request body is over the limit of {settings.max_content_length} bytes"
         return {"error": code, "message": message}, error.code
 
-    cors.init_app(app, resources={r"/api/*": {"origins": settings.cors_origins}})
+    origins = settings.cors_origin_list()
+    cors.init_app(app, resources={r"/api/*": {"origins": origins}})
     socketio = new_socketio()
-    socketio.init_app(app, async_mode=mode, cors_allowed_origins=settings.cors_origins)
+    socketio.init_app(app, async_mode=mode, cors_allowed_origins=origins)
     emitter = events.Emitter(socketio, settings.broadcast_events)
     container = Livetrain(settings, emitter, spawn=socketio.start_background_task,
                           sleep=socketio.sleep, async_mode=mode)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 
 
@@ -41,6 +42,7 @@ def serve(args: argparse.Namespace) -> int:
     container = app.extensions["livetrain"]
     container.runner.warm_up()
     socketio = app.extensions["socketio"]
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
     print(f"livetrain serving on http://{args.host}:{args.port} (home {container.settings.home}, "
           f"{args.async_mode})", flush=True)
     try:
@@ -50,6 +52,12 @@ def serve(args: argparse.Namespace) -> int:
     finally:
         container.close()
     return 0
+
+
+def _stop_on_sigterm(signum, frame) -> None:
+    # `docker stop` and service managers send SIGTERM: shut down as on Ctrl-C, so running
+    # runs are marked interrupted (resumable) and worker processes are stopped.
+    raise KeyboardInterrupt
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -35,9 +35,10 @@ class Settings:
     max_content_length: int = 16 * 1024 * 1024
     max_epochs: int = 10_000
     max_batch_inputs: int = 10_000
-    cors_origins: str = "*"
+    cors_origins: str = "*"  # "*" or a comma-separated list of origins
     secret_key: str = ""
     cancel_grace: float = 0.8  # seconds a worker gets to stop before it is killed
+    heartbeat_interval: float = 5.0  # seconds between a server's "still alive" marks in the database
     worker_nice: int = 5  # workers yield the CPU to the server, so requests stay fast under load
 
     @property
@@ -68,7 +69,10 @@ class Settings:
         for f in fields(cls):
             raw = environ.get(ENV_PREFIX + f.name.upper())
             if raw is not None and raw != "":
-                values[f.name] = _coerce(f, raw)
+                try:
+                    values[f.name] = _coerce(f, raw)
+                except ValueError:
+                    raise ValueError(f"{ENV_PREFIX}{f.name.upper()}={raw!r} is not a valid {f.type}") from None
         for key, value in (overrides or {}).items():
             key = key.lower()
             if key not in {f.name for f in fields(cls)}:
@@ -89,6 +93,12 @@ class Settings:
                 raise ValueError(f"{name} must be at least 1")
         if self.warm_workers < 0 or self.keep_checkpoints < 1:
             raise ValueError("warm_workers must be >= 0 and keep_checkpoints >= 1")
+
+    def cors_origin_list(self) -> str | list[str]:
+        """`*`, or the configured origins as a list."""
+        if self.cors_origins.strip() == "*":
+            return "*"
+        return [o.strip() for o in self.cors_origins.split(",") if o.strip()]
 
     def torch_threads(self) -> int:
         """Threads each worker process gives torch, so concurrent runs do not fight."""

@@ -7,6 +7,15 @@ from apiflask.validators import Length, OneOf, Range
 from marshmallow import EXCLUDE
 
 
+class WholeNumber(fields.Integer):
+    """An integer field that refuses 2.5 instead of truncating it to 2, as marshmallow's Integer would."""
+
+    def _validated(self, value):
+        if isinstance(value, float) and not value.is_integer():
+            raise self.make_error("invalid", input=value)
+        return super()._validated(value)
+
+
 class Loose(Schema):
     """Unknown fields are ignored, so clients of the original server keep working."""
 
@@ -15,7 +24,7 @@ class Loose(Schema):
 
 
 class NetworkIn(Loose):
-    layer_sizes = fields.List(fields.Integer(), load_default=None, validate=Length(min=2, max=200),
+    layer_sizes = fields.List(WholeNumber(), load_default=None, validate=Length(min=2, max=200),
                               metadata={"description": "Nielsen network widths, e.g. [784, 30, 10]"})
     layers = fields.List(fields.Dict(), load_default=None, validate=Length(min=1, max=200),
                          metadata={"description": "Layer specs, e.g. [{'type': 'Linear', 'out_features': 10}]"})
@@ -28,18 +37,18 @@ class NetworkIn(Loose):
     momentum = fields.Float(load_default=None)
     weight_decay = fields.Float(load_default=None)
     init = fields.String(load_default=None, validate=OneOf(["scaled", "standard"]))
-    seed = fields.Integer(load_default=None, validate=Range(min=0, max=2**31 - 1))
+    seed = WholeNumber(load_default=None, validate=Range(min=0, max=2**31 - 1))
 
 
 class TrainIn(Loose):
-    epochs = fields.Integer(load_default=None, metadata={"description": "default 5"})
-    mini_batch_size = fields.Integer(load_default=None, metadata={"description": "default 10 (layer_sizes)"})
-    batch_size = fields.Integer(load_default=None, metadata={"description": "alias of mini_batch_size"})
+    epochs = WholeNumber(load_default=None, metadata={"description": "default 5"})
+    mini_batch_size = WholeNumber(load_default=None, metadata={"description": "default 10 (layer_sizes)"})
+    batch_size = WholeNumber(load_default=None, metadata={"description": "alias of mini_batch_size"})
     learning_rate = fields.Float(load_default=None, metadata={"description": "default 3.0 (layer_sizes)"})
     optimizer = fields.String(load_default=None, validate=OneOf(["sgd", "adam", "adamw"]))
     momentum = fields.Float(load_default=None)
     weight_decay = fields.Float(load_default=None)
-    seed = fields.Integer(load_default=None)
+    seed = WholeNumber(load_default=None)
     resume = fields.Boolean(load_default=False, metadata={"description": "continue from the latest checkpoint"})
 
 

@@ -134,6 +134,8 @@ class LocalRunner:
                 self._on_message(run_id, message)
                 if message["type"] in TERMINAL:
                     break
+            # the run has ended: a pending cancel timer must not kill this worker while it exits
+            active.handle = None
             self.pool.release(handle)
             handle = None
         except ChannelClosed:

@@ -72,11 +72,29 @@ class Livetrain:
         )
         self.runs.runner = self.runner
         self.datasets.register_builtins()
-        interrupted = self.runs.mark_interrupted()
+        self.store.register_server(self.runs.owner)
+        self._closed = False
+        self._sleep = sleep
+        self._reap_orphans()
+        self.metrics.active_runs.set_function(lambda: self.store.count_runs(statuses=ACTIVE_STATUSES))
+        spawn(self._heartbeat)
+
+    def _reap_orphans(self) -> None:
+        interrupted = self.runs.mark_interrupted(max_age=3 * self.settings.heartbeat_interval)
         if interrupted:
             log.warning("marked %d run(s) interrupted: %s", len(interrupted), ", ".join(interrupted))
-        self.metrics.active_runs.set_function(lambda: self.store.count_runs(statuses=ACTIVE_STATUSES))
-        self._closed = False
+
+    def _heartbeat(self) -> None:
+        """Keep this server marked alive; take over the bookkeeping of servers that died."""
+        while True:
+            self._sleep(self.settings.heartbeat_interval)
+            if self._closed:
+                return
+            try:
+                self.store.heartbeat(self.runs.owner)
+                self._reap_orphans()
+            except Exception:  # a database hiccup must not end the heartbeat
+                log.exception("heartbeat failed")
 
     def status(self) -> dict:
         """What GET /api/status reports (the original server's three fields first)."""
@@ -113,4 +131,5 @@ class Livetrain:
         ids = self.runner.close()
         if ids:
             self.runs.mark_interrupted(ids)
+        self.store.remove_server(self.runs.owner)
         self.store.close()

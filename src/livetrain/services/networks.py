@@ -165,7 +165,8 @@ class NetworkService:
             raise ValidationError(f"at most {self.settings.max_batch_inputs} inputs per request")
         dataset = self.datasets.get(network.dataset_id)
         try:
-            X = np.asarray(rows, dtype=np.float32)
+            with np.errstate(over="ignore"):  # beyond float32 becomes inf, refused just below
+                X = np.asarray(rows, dtype=np.float32)
         except (TypeError, ValueError):
             raise ValidationError("every input must be a list of numbers") from None
         X = X.reshape(len(rows), -1) if X.ndim > 2 else X

@@ -35,8 +35,8 @@ STORED_EVENTS = {"training_started", "training_update", "training_complete", "tr
 
 
 def owner_token() -> str:
-    """Who runs a local job: host and process."""
-    return f"{socket.gethostname()}:{os.getpid()}"
+    """Who runs a local job: host, process, and this server instance."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
 def _pid_alive(pid: int) -> bool:
@@ -59,6 +59,7 @@ class RunService:
         self.emitter = emitter
         self.metrics = metrics
         self.runner = None  # attached by the app factory
+        self.owner = owner_token()
         self._seq: dict[str, int] = {}
         self._lock = threading.Lock()
 
@@ -134,7 +135,7 @@ class RunService:
             total_epochs=start_epoch + params["epochs"],
             start_epoch=start_epoch,
             epochs_done=start_epoch,
-            owner=owner_token(),
+            owner=self.owner,
             resumed_from=source.id if source else None,
             checkpoint_path=init["path"] if init else None,
             checkpoint_sha256=init["sha256"] if init else None,
@@ -187,13 +188,13 @@ class RunService:
         """Store (when the event is kept) then emit one event of a run."""
         payload = {**self._ids(run), **fields}
         payload["seq"] = self._next_seq(run)
+        # one stamp for both: a client catching up over REST must get the payload it would have been pushed
         payload["ts"] = time.time()
         if event in STORED_EVENTS:
             self.store.record_event(RunEvent(run.id, payload["seq"], event, payload, payload["ts"]),
                                     run_values or {})
         elif run_values:
             self.store.update_run(run.id, **run_values)
-        payload["ts"] = time.time()  # the moment it is emitted, as the protocol says
         self.emitter.training(event, payload)
         return payload
 
@@ -334,20 +335,27 @@ class RunService:
             self._seq.pop(run_id, None)
 
     # -- start-up and shut-down ----------------------------------------------
-    def mark_interrupted(self, run_ids: list[str] | None = None) -> list[str]:
-        """Mark runs whose process is gone as interrupted; with ids, exactly those."""
-        host = socket.gethostname()
+    def _orphaned(self, run: Run, live: set[str]) -> bool:
+        """True when the server that owns `run` is gone."""
+        if run.owner == self.owner:
+            return False
+        host, _, rest = (run.owner or "").partition(":")
+        pid = rest.partition(":")[0]
+        if host == socket.gethostname() and pid.isdigit():
+            # same machine: the process tells at once (our own pid under another token is an
+            # earlier life of this process, as after a container restart)
+            return int(pid) == os.getpid() or not _pid_alive(int(pid))
+        return run.owner not in live  # another machine: its heartbeat tells
+
+    def mark_interrupted(self, run_ids: list[str] | None = None, *, max_age: float = 15.0) -> list[str]:
+        """Mark runs whose server is gone as interrupted; with ids, exactly those."""
+        live = self.store.live_servers(max_age) if run_ids is None else set()
         marked = []
         for run in self.store.active_runs():
-            if run_ids is not None:
-                if run.id not in run_ids:
-                    continue
-            else:
-                owner_host, _, pid = (run.owner or "").rpartition(":")
-                if owner_host != host or not pid.isdigit():
-                    continue  # another machine's run: its own server looks after it
-                if int(pid) != os.getpid() and _pid_alive(int(pid)):
-                    continue
+            if run_ids is not None and run.id not in run_ids:
+                continue
+            if run_ids is None and not self._orphaned(run, live):
+                continue
             message = ("the server stopped while this run was "
                        f"{'queued' if run.status == RunStatus.QUEUED.value else 'running'}")
             self.report(run, "training_interrupted", {

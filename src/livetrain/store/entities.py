@@ -146,7 +146,7 @@ class Run:
         out.pop("owner")
         out["run_id"] = out.pop("id")
         out["job_id"] = out["run_id"]
-        out["epochs"] = self.total_epochs
+        out["epochs"] = self.total_epochs - self.start_epoch  # this run's own, as /api/training counts
         out["has_checkpoint"] = self.checkpoint_path is not None
         return out
 

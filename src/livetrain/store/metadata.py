@@ -127,6 +127,13 @@ class RunEventRow(Base):
     ts: Mapped[float] = mapped_column(Float)
 
 
+class ServerRow(Base):
+    __tablename__ = "servers"
+    owner: Mapped[str] = mapped_column(String(200), primary_key=True)
+    started_at: Mapped[float] = mapped_column(Float)
+    heartbeat_at: Mapped[float] = mapped_column(Float, index=True)
+
+
 def _entity(cls, row) -> Any:
     return cls(**{c.key: getattr(row, c.key) for c in row.__table__.columns})
 
@@ -166,6 +173,29 @@ class MetadataStore:
     def _tx(self) -> Iterator[Session]:
         with self._sessions() as session, session.begin():
             yield session
+
+    # -- servers (who is alive to own runs) ---------------------------------------
+    def register_server(self, owner: str) -> None:
+        """Announce a server process; its heartbeat keeps its runs from being taken as orphans."""
+        now = time.time()
+        with self._tx() as s:
+            s.merge(ServerRow(owner=owner, started_at=now, heartbeat_at=now))
+
+    def heartbeat(self, owner: str) -> None:
+        """Say that `owner` is still alive."""
+        with self._tx() as s:
+            s.execute(update(ServerRow).where(ServerRow.owner == owner).values(heartbeat_at=time.time()))
+
+    def remove_server(self, owner: str) -> None:
+        """Forget a server that shut down."""
+        with self._tx() as s:
+            s.execute(delete(ServerRow).where(ServerRow.owner == owner))
+
+    def live_servers(self, max_age: float) -> set[str]:
+        """Owners whose last heartbeat is younger than `max_age` seconds."""
+        with self._tx() as s:
+            rows = s.scalars(select(ServerRow.owner).where(ServerRow.heartbeat_at >= time.time() - max_age))
+            return set(rows)
 
     # -- datasets ---------------------------------------------------------------
     def upsert_dataset(self, dataset: Dataset) -> Dataset:

@@ -278,12 +278,12 @@ def train(
         if stopped:
             # the interrupted epoch is not kept: the checkpoint stays at the last whole epoch
             return TrainOutcome(True, epoch - 1 - start_epoch, last)
+        if not math.isfinite(train_loss):  # before evaluating: a diverged model only overflows there
+            raise FloatingPointError(f"training diverged in epoch {epoch} (loss {train_loss}); "
+                                     "try a smaller learning rate")
         started = time.perf_counter()
         val_loss, correct, accuracy, extra = engine.evaluate()
         eval_time = time.perf_counter() - started
-        if not math.isfinite(train_loss):
-            raise FloatingPointError(f"training diverged in epoch {epoch} (loss {train_loss}); "
-                                     "try a smaller learning rate")
         last = EpochResult(epoch, end_epoch, train_loss, val_loss, accuracy, correct,
                            len(data.y_test), elapsed, eval_time, extra)
         checkpoint = {
