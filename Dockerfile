@@ -41,10 +41,7 @@ EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
     CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/api/status', timeout=4)"]
 
-# livetrain stops cleanly on SIGINT (Ctrl-C): it ends its worker processes and marks the
-# runs that were going `interrupted`, ready to resume. It installs no SIGTERM handler, and
-# as PID 1 an unhandled SIGTERM would be ignored until Docker kills it, so `docker stop`
-# sends SIGINT instead.
-STOPSIGNAL SIGINT
+# livetrain stops cleanly on SIGTERM (what `docker stop` sends) and on SIGINT: it ends its
+# worker processes and marks the runs that were going `interrupted`, ready to resume.
 
 CMD ["livetrain", "serve", "--host", "0.0.0.0", "--port", "8000"]
