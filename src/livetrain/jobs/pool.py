@@ -180,7 +180,7 @@ class WorkerPool:
                 self._all.discard(extra)
                 surplus.append(extra)
         for extra in surplus:
-            extra.close()
+            self._spawn(extra.close)  # closing waits for the process: not on the run's path
 
     def discard(self, handle: WorkerHandle) -> None:
         """Kill a worker that cannot be reused."""
