@@ -70,3 +70,29 @@ def socket_client(app, client):
     yield sio
     if sio.is_connected():
         sio.disconnect()
+
+
+@pytest.fixture(scope="module")
+def make_module_app(tmp_path_factory):
+    """Like `make_app`, for apps a whole test module shares (tests that train once and then only read)."""
+    from livetrain.app import create_app
+
+    apps = []
+    base = tmp_path_factory.mktemp("module-apps")
+
+    def factory(**config):
+        settings = {
+            "home": base / f"home{len(apps)}",
+            "mnist_dir": str(MNIST_DIR) if HAVE_MNIST else str(base / "no-mnist"),
+            "warm_workers": 0,
+            "async_mode": "threading",
+        }
+        settings.update(config)
+        app = create_app(settings)
+        app.config["TESTING"] = True
+        apps.append(app)
+        return app
+
+    yield factory
+    for app in apps:
+        app.extensions["livetrain"].close()

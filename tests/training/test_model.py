@@ -1,0 +1,163 @@
+"""Building torch models from specs: sizes inferred, shapes checked by a dry run, errors naming the layer."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from livetrain.errors import ValidationError
+from livetrain.training.model import build_model, describe_layers, input_shape_for, parameter_count
+from livetrain.training.spec import parse_network_spec
+
+DIGITS = ([1, 8, 8], "classification", 10)
+IRIS = ([4], "classification", 3)
+DIABETES = ([10], "regression", 0)
+
+
+def build(body, dataset=DIGITS, max_parameters=10_000_000):
+    shape, task, n_classes = dataset
+    return build_model(parse_network_spec(body), shape, task, n_classes, max_parameters=max_parameters)
+
+
+def layers(*specs, **body):
+    return {"layers": list(specs), **body}
+
+
+def test_layer_sizes_build_sigmoid_layers_with_nielsen_parameter_count():
+    model = build({"layer_sizes": [64, 30, 10]})
+    assert [type(m).__name__ for m in model] == ["Linear", "Sigmoid", "Linear", "Sigmoid"]
+    assert parameter_count(model) == 64 * 30 + 30 + 30 * 10 + 10
+    out = model(torch.rand(5, 64))
+    assert out.shape == (5, 10) and ((out > 0) & (out < 1)).all()
+
+
+@pytest.mark.parametrize("init, weight_std", [("scaled", 1 / math.sqrt(784)), ("standard", 1.0)])
+def test_nielsen_initialisation(init, weight_std):
+    model = build({"layer_sizes": [784, 100, 10], "init": init}, dataset=([1, 28, 28], "classification", 10))
+    weights, biases = model[0].weight.detach(), model[0].bias.detach()
+    assert float(weights.std()) == pytest.approx(weight_std, rel=0.05)
+    assert float(biases.std()) == pytest.approx(1.0, rel=0.3)  # biases are N(0, 1) either way
+
+
+def test_same_seed_same_weights_other_seed_other_weights():
+    a = build({"layer_sizes": [64, 30, 10], "seed": 1})
+    b = build({"layer_sizes": [64, 30, 10], "seed": 1})
+    c = build({"layer_sizes": [64, 30, 10], "seed": 2})
+    assert torch.equal(a[0].weight, b[0].weight)
+    assert not torch.equal(a[0].weight, c[0].weight)
+    d = build(layers({"type": "Linear", "out_features": 10}, seed=3))
+    e = build(layers({"type": "Linear", "out_features": 10}, seed=3))
+    assert torch.equal(d[0].weight, e[0].weight)
+
+
+@pytest.mark.parametrize("sizes, problem", [
+    ([63, 30, 10], "layer_sizes starts with 63 inputs but the dataset has 64 features"),
+    ([64, 30, 9], "layer_sizes ends with 9 outputs but the dataset has 10 classes"),
+])
+def test_layer_sizes_must_fit_the_dataset(sizes, problem):
+    with pytest.raises(ValidationError, match=problem):
+        build({"layer_sizes": sizes})
+
+
+def test_layer_sizes_refuse_regression():
+    with pytest.raises(ValidationError, match="layer_sizes networks classify"):
+        build({"layer_sizes": [10, 1]}, dataset=DIABETES)
+
+
+def test_layer_sizes_over_the_parameter_cap_are_refused_before_allocating():
+    with pytest.raises(ValidationError, match="1,000,009,000,003 parameters, over the limit of 5,000") as caught:
+        build({"layer_sizes": [4, 1_000_000, 1_000_000, 3]}, dataset=IRIS, max_parameters=5000)
+    assert caught.value.code == "too_large"
+
+
+def test_linear_sizes_are_inferred_from_the_data():
+    model = build(layers({"type": "Linear", "out_features": 16}, {"type": "ReLU"},
+                         {"type": "Dropout", "p": 0.2}, {"type": "Linear", "out_features": 10}))
+    assert (model[0].in_features, model[3].in_features) == (64, 16)
+    assert parameter_count(model) == 64 * 16 + 16 + 16 * 10 + 10
+    assert model.training  # built ready to train
+
+
+def test_conv_net_keeps_the_image_shape():
+    spec = layers({"type": "Conv2d", "out_channels": 4, "kernel_size": 3, "padding": 1},
+                  {"type": "BatchNorm2d"}, {"type": "ReLU"}, {"type": "MaxPool2d", "kernel_size": 2},
+                  {"type": "Flatten"}, {"type": "Linear", "out_features": 10})
+    model = build(spec)
+    table = describe_layers(model, parse_network_spec(spec), [1, 8, 8])
+    assert [(row["type"], row["output_shape"]) for row in table] == [
+        ("Conv2d", [4, 8, 8]), ("BatchNorm2d", [4, 8, 8]), ("ReLU", [4, 8, 8]),
+        ("MaxPool2d", [4, 4, 4]), ("Flatten", [64]), ("Linear", [10])]
+    assert sum(row["parameters"] for row in table) == parameter_count(model)
+    assert model.training  # describing does not leave BatchNorm in eval mode
+
+
+def test_input_shape_flattens_images_for_dense_nets_only():
+    dense = parse_network_spec(layers({"type": "Linear", "out_features": 10}))
+    conv = parse_network_spec(layers({"type": "Conv2d", "out_channels": 2, "kernel_size": 3}))
+    assert input_shape_for(dense, [1, 8, 8]) == (64,)
+    assert input_shape_for(conv, [1, 8, 8]) == (1, 8, 8)
+    with pytest.raises(ValidationError, match="need image data; this dataset's rows have shape \\[4\\]"):
+        input_shape_for(conv, [4])
+
+
+@pytest.mark.parametrize("spec, dataset, layer, problem", [
+    (layers({"type": "Conv2d", "out_channels": 4, "kernel_size": 3}, {"type": "Linear", "out_features": 10}),
+     DIGITS, 1,
+     r"layers\[1\] \(Linear\) expects flat \(add a Flatten layer before it\) input but receives shape \[4, 6, 6\]"),
+    (layers({"type": "Conv2d", "out_channels": 4, "kernel_size": 9}, {"type": "Flatten"},
+            {"type": "Linear", "out_features": 10}),
+     DIGITS, 0, r"layers\[0\] \(Conv2d\) cannot take input of shape \[1, 8, 8\]"),
+    (layers({"type": "Conv2d", "out_channels": 4, "kernel_size": 3}, {"type": "MaxPool2d", "kernel_size": 7},
+            {"type": "Flatten"}, {"type": "Linear", "out_features": 10}),
+     DIGITS, 1, r"layers\[1\] \(MaxPool2d\) cannot take input of shape \[4, 6, 6\]"),
+    (layers({"type": "Linear", "out_features": 8, "in_features": 5}, {"type": "Linear", "out_features": 3}),
+     IRIS, 0, r"layers\[0\] \(Linear\): in_features is 5 but the input has 4 features"),
+    (layers({"type": "Conv2d", "out_channels": 2, "kernel_size": 3, "in_channels": 3}, {"type": "Flatten"},
+            {"type": "Linear", "out_features": 10}),
+     DIGITS, 0, r"layers\[0\] \(Conv2d\): in_channels is 3 but the input has 1 channels"),
+    (layers({"type": "Conv2d", "out_channels": 2, "kernel_size": 3}, {"type": "Flatten"}, {"type": "BatchNorm2d"},
+            {"type": "Linear", "out_features": 10}),
+     DIGITS, 2, r"layers\[2\] \(BatchNorm2d\) expects channels x height x width input but receives shape \[72\]"),
+    (layers({"type": "Linear", "out_features": 8}, {"type": "Linear", "out_features": 4}),
+     IRIS, 1, r"the last layer must give 3 output\(s\) for this classification dataset, it gives \[4\]"),
+])
+def test_shape_errors_name_the_failing_layer(spec, dataset, layer, problem):
+    with pytest.raises(ValidationError, match=problem) as caught:
+        build(spec, dataset=dataset)
+    assert caught.value.detail == {"layer": layer}
+
+
+def test_cross_entropy_needs_classification():
+    with pytest.raises(ValidationError, match="cross_entropy needs a classification dataset"):
+        build(layers({"type": "Linear", "out_features": 1}), dataset=DIABETES)
+    model = build(layers({"type": "Linear", "out_features": 1}, loss="mse"), dataset=DIABETES)
+    assert model(torch.zeros(3, 10)).shape == (3, 1)
+
+
+def test_layer_spec_over_the_parameter_cap_names_the_layer():
+    with pytest.raises(ValidationError, match=r"more than 1,000 parameters \(at layers\[2\]\)") as caught:
+        build(layers({"type": "Linear", "out_features": 10}, {"type": "ReLU"},
+                     {"type": "Linear", "out_features": 100}, {"type": "Linear", "out_features": 3}),
+              dataset=IRIS, max_parameters=1000)
+    assert caught.value.code == "too_large"
+    assert caught.value.detail == {"layer": 2}
+
+
+def test_a_huge_layer_is_refused_without_being_built():
+    # 1,000,000 x 1,000,000 weights would need 4 TB: refused by counting, not by running out of memory
+    with pytest.raises(ValidationError, match="parameters") as caught:
+        build(layers({"type": "Linear", "out_features": 1_000_000}, {"type": "Linear", "out_features": 1_000_000},
+                     {"type": "Linear", "out_features": 10}))
+    assert caught.value.code == "too_large"
+
+
+def test_built_model_is_a_plain_sequential_of_torch_modules():
+    model = build(layers({"type": "Linear", "out_features": 10}, {"type": "LeakyReLU", "negative_slope": 0.2},
+                         {"type": "GELU"}, {"type": "Tanh"}, {"type": "Linear", "out_features": 10}))
+    assert isinstance(model, nn.Sequential)
+    assert isinstance(model[1], nn.LeakyReLU) and model[1].negative_slope == 0.2
+    # weights_only loading needs nothing but tensors in the state_dict
+    assert all(isinstance(v, torch.Tensor) for v in model.state_dict().values())

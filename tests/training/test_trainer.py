@@ -1,0 +1,285 @@
+"""The training loop without any server: engines learn, stop when asked, resume and repeat exactly."""
+
+from __future__ import annotations
+
+import io
+import itertools
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+from livetrain.data.sources import load_dataset
+from livetrain.training.model import build_model
+from livetrain.training.spec import parse_hyperparams, parse_network_spec
+from livetrain.training.trainer import NielsenEngine, TorchEngine, batch_bounds, make_engine, train
+from tests.conftest import MNIST_DIR, requires_mnist
+
+MLP = [{"type": "Linear", "out_features": 32}, {"type": "ReLU"}, {"type": "Linear", "out_features": 10}]
+IRIS_MLP = [{"type": "Linear", "out_features": 16}, {"type": "ReLU"}, {"type": "Linear", "out_features": 3}]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """Small models are bound by per-step overhead: one thread, as a worker of a busy server gets, is fastest."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+class Recorder:
+    """Trainer callbacks that keep everything, serialize checkpoints as the worker does, and can stop."""
+
+    def __init__(self, stop_when=None) -> None:
+        self.epochs = []
+        self.progress: list[tuple[int, int, int, float]] = []
+        self.checkpoints: list[bytes] = []
+        self.stop_when = stop_when or (lambda recorder: False)
+
+    def on_progress(self, epoch: int, batch: int, n_batches: int, train_loss: float) -> None:
+        self.progress.append((epoch, batch, n_batches, train_loss))
+
+    def on_epoch_end(self, result, checkpoint: dict[str, Any]) -> None:
+        buffer = io.BytesIO()
+        torch.save(checkpoint, buffer)
+        self.epochs.append(result)
+        self.checkpoints.append(buffer.getvalue())
+
+    def should_stop(self) -> bool:
+        return self.stop_when(self)
+
+    def checkpoint(self, index: int = -1) -> dict[str, Any]:
+        return torch.load(io.BytesIO(self.checkpoints[index]), weights_only=True)
+
+
+def setup(body: dict[str, Any], dataset: str = "digits", mnist_dir=None, **train_body):
+    data = load_dataset(dataset, mnist_dir or "/nonexistent")
+    spec = parse_network_spec(body)
+    hp = parse_hyperparams(train_body, spec, max_epochs=1000, n_train=len(data.X_train))
+    model = build_model(spec, data.info.input_shape, data.info.task, data.info.n_classes, max_parameters=10**7)
+    return model, spec, hp, data
+
+
+def run(body, dataset="digits", *, callbacks=None, mnist_dir=None, **train_body):
+    model, spec, hp, data = setup(body, dataset, mnist_dir, **train_body)
+    callbacks = callbacks or Recorder()
+    outcome = train(model, spec, hp, data, callbacks)
+    return outcome, callbacks, model
+
+
+def weights(model) -> list[np.ndarray]:
+    return [v.detach().numpy().copy() for v in model.state_dict().values()]
+
+
+# -- learning ----------------------------------------------------------------------------
+
+
+def test_nielsen_network_learns_digits():
+    outcome, rec, _ = run({"layer_sizes": [64, 30, 10]}, epochs=3)
+    accuracies = [r.accuracy for r in rec.epochs]
+    assert [r.epoch for r in rec.epochs] == [1, 2, 3]
+    assert accuracies[-1] > accuracies[0]
+    assert accuracies[-1] >= 0.85
+    assert rec.epochs[-1].train_loss < rec.epochs[0].train_loss
+    for r in rec.epochs:
+        assert r.total == 360 and r.accuracy == r.correct / r.total and r.total_epochs == 3
+    assert outcome.stopped is False and outcome.epochs_done == 3 and outcome.last is rec.epochs[-1]
+
+
+@requires_mnist
+def test_nielsen_network_learns_mnist():
+    _, rec, _ = run({"layer_sizes": [784, 30, 10]}, "mnist", mnist_dir=MNIST_DIR, epochs=2)
+    assert rec.epochs[-1].total == 2000
+    assert rec.epochs[-1].accuracy > 0.85
+
+
+def test_layer_spec_network_learns_digits():
+    _, rec, _ = run({"layers": MLP, "learning_rate": 0.01}, epochs=3)
+    assert rec.epochs[-1].accuracy >= 0.85
+    assert rec.epochs[-1].val_loss < rec.epochs[0].val_loss
+
+
+def test_conv_network_learns_digits():
+    body = {"layers": [{"type": "Conv2d", "out_channels": 8, "kernel_size": 3}, {"type": "ReLU"},
+                       {"type": "Flatten"}, {"type": "Linear", "out_features": 10}], "learning_rate": 0.01}
+    _, rec, _ = run(body, epochs=2)
+    assert rec.epochs[-1].accuracy >= 0.85
+
+
+def test_regression_reports_r2_and_no_accuracy():
+    body = {"layers": [{"type": "Linear", "out_features": 16}, {"type": "ReLU"}, {"type": "Linear", "out_features": 1}],
+            "loss": "mse", "learning_rate": 0.01}
+    _, rec, _ = run(body, "diabetes", epochs=3)
+    last = rec.epochs[-1]
+    assert last.accuracy is None and last.correct is None and last.total == 89
+    assert 0.1 < last.extra["r2"] <= 1.0
+
+
+def test_mse_classification_with_one_hot_targets_learns():
+    _, rec, _ = run({"layers": MLP, "loss": "mse", "learning_rate": 0.01}, epochs=3)
+    assert rec.epochs[-1].accuracy >= 0.8
+
+
+def test_a_diverging_run_fails_with_a_hint():
+    body = {"layers": [{"type": "Linear", "out_features": 1}], "loss": "mse", "optimizer": "sgd",
+            "learning_rate": 50, "momentum": 0}
+    with pytest.raises(FloatingPointError, match="diverged in epoch 1.*smaller learning rate"):
+        run(body, "diabetes", epochs=2)
+
+
+def test_make_engine_picks_numpy_for_nielsen_and_torch_otherwise():
+    assert isinstance(make_engine(*setup({"layer_sizes": [64, 30, 10]})), NielsenEngine)
+    assert isinstance(make_engine(*setup({"layers": IRIS_MLP}, "iris")), TorchEngine)
+
+
+# -- Nielsen semantics ---------------------------------------------------------------------
+
+
+def reference_step(ws, bs, X, Y, eta):
+    """One mini-batch of Nielsen's per-example backprop (sigmoid, quadratic cost), in float64."""
+    sigmoid = lambda z: 1.0 / (1.0 + np.exp(-z))  # noqa: E731
+    grad_w = [np.zeros_like(w) for w in ws]
+    grad_b = [np.zeros_like(b) for b in bs]
+    cost = 0.0
+    for x, y in zip(X, Y, strict=True):
+        activations = [x]
+        for w, b in zip(ws, bs, strict=True):
+            activations.append(sigmoid(w @ activations[-1] + b))
+        cost += 0.5 * float(np.sum((activations[-1] - y) ** 2))
+        delta = (activations[-1] - y) * activations[-1] * (1 - activations[-1])
+        for layer in range(len(ws) - 1, -1, -1):
+            grad_w[layer] += np.outer(delta, activations[layer])
+            grad_b[layer] += delta
+            if layer:
+                a = activations[layer]
+                delta = (ws[layer].T @ delta) * a * (1 - a)
+    m = len(X)
+    new_ws = [w - eta / m * g for w, g in zip(ws, grad_w, strict=True)]
+    new_bs = [b - eta / m * g for b, g in zip(bs, grad_b, strict=True)]
+    return new_ws, new_bs, cost / m
+
+
+def test_nielsen_engine_takes_the_same_step_as_per_example_backprop():
+    model, spec, hp, data = setup({"layer_sizes": [4, 6, 5, 3], "init": "standard"}, "iris",
+                                  mini_batch_size=120, learning_rate=3.0, epochs=1)
+    linears = [model[0], model[2], model[4]]
+    ws = [m.weight.detach().numpy().astype(np.float64) for m in linears]
+    bs = [m.bias.detach().numpy().astype(np.float64) for m in linears]
+    targets = np.eye(3)[data.y_train]
+    want_w, want_b, want_cost = reference_step(ws, bs, data.X_train.astype(np.float64), targets, 3.0)
+
+    engine = NielsenEngine(model, spec, hp, data)
+    loss = engine.run_epoch(1, lambda *args: False)  # one batch of all 120 rows: order does not matter
+
+    assert loss == pytest.approx(want_cost, rel=1e-5)
+    for module, w, b in zip(linears, want_w, want_b, strict=True):
+        np.testing.assert_allclose(module.weight.detach().numpy(), w, rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(module.bias.detach().numpy(), b, rtol=1e-4, atol=1e-5)
+
+
+def test_batch_bounds_cover_every_row_once_and_never_leave_a_batch_of_one():
+    assert batch_bounds(10, 3) == [(0, 3), (3, 6), (6, 10)]
+    assert batch_bounds(11, 5) == [(0, 5), (5, 11)]
+    assert batch_bounds(12, 5) == [(0, 5), (5, 10), (10, 12)]
+    assert batch_bounds(1, 1) == [(0, 1)]
+    assert batch_bounds(5, 1) == [(0, 1), (1, 2), (2, 3), (3, 4), (4, 5)]
+    for n, size in [(1437, 10), (120, 7), (8000, 32)]:
+        bounds = batch_bounds(n, size)
+        assert bounds[0][0] == 0 and bounds[-1][1] == n
+        assert all(a[1] == b[0] for a, b in itertools.pairwise(bounds))
+        assert all(hi - lo >= 2 for lo, hi in bounds)
+
+
+# -- progress, cancellation ---------------------------------------------------------------------
+
+
+def test_progress_is_reported_inside_epochs_only():
+    model, spec, hp, data = setup({"layer_sizes": [64, 30, 10]}, epochs=2)
+    rec = Recorder()
+    train(model, spec, hp, data, rec, progress_interval=0.0)
+    n_batches = len(batch_bounds(1437, 10))
+    for epoch in (1, 2):
+        batches = [p[1] for p in rec.progress if p[0] == epoch]
+        assert batches == list(range(1, n_batches))  # the last batch is the epoch's end, reported as such
+    assert all(p[2] == n_batches and np.isfinite(p[3]) and p[3] > 0 for p in rec.progress)
+
+
+def test_stop_between_epochs_keeps_the_finished_epochs():
+    outcome, rec, _ = run({"layer_sizes": [64, 30, 10]}, callbacks=Recorder(lambda r: len(r.epochs) >= 2), epochs=5)
+    assert outcome.stopped is True
+    assert outcome.epochs_done == 2
+    assert [r.epoch for r in rec.epochs] == [1, 2]
+    assert outcome.last.epoch == 2
+    assert rec.checkpoint()["epoch"] == 2
+
+
+def test_stop_inside_an_epoch_drops_that_epoch():
+    def in_epoch_two(recorder):
+        return any(epoch == 2 and batch >= 5 for epoch, batch, _, _ in recorder.progress)
+
+    model, spec, hp, data = setup({"layers": IRIS_MLP}, "iris", epochs=4, mini_batch_size=8)
+    rec = Recorder(in_epoch_two)
+    outcome = train(model, spec, hp, data, rec, progress_interval=0.0)
+    assert outcome.stopped is True and outcome.epochs_done == 1
+    assert [r.epoch for r in rec.epochs] == [1]
+    assert max(batch for epoch, batch, _, _ in rec.progress if epoch == 2) == 5  # stopped at the next batch
+
+
+def test_stop_before_anything_trains():
+    outcome, rec, _ = run({"layer_sizes": [64, 30, 10]}, callbacks=Recorder(lambda r: True), epochs=3)
+    assert (outcome.stopped, outcome.epochs_done, outcome.last, rec.epochs) == (True, 0, None, [])
+
+
+# -- checkpoints, resume, determinism ---------------------------------------------------------
+
+
+def test_checkpoint_is_a_plain_dict_loadable_with_weights_only():
+    _, rec, model = run({"layers": IRIS_MLP, "optimizer": "adam"}, "iris", epochs=1)
+    checkpoint = rec.checkpoint()
+    assert checkpoint["epoch"] == 1
+    assert checkpoint["spec"]["layers"][0] == {"type": "Linear", "out_features": 16, "bias": True}
+    assert checkpoint["hyperparams"]["epochs"] == 1
+    assert checkpoint["n_train"] == 120
+    assert set(checkpoint["model"]) == set(model.state_dict())
+    assert checkpoint["optimizer"]["state"]  # Adam's moments are kept for resuming
+
+
+@pytest.mark.parametrize("body", [
+    {"layer_sizes": [4, 10, 3]},
+    {"layers": IRIS_MLP, "optimizer": "adam", "learning_rate": 0.01},
+    {"layers": [{"type": "Linear", "out_features": 16}, {"type": "BatchNorm1d"}, {"type": "Dropout", "p": 0.3},
+                {"type": "ReLU"}, {"type": "Linear", "out_features": 3}],
+     "optimizer": "sgd", "learning_rate": 0.05},
+])
+def test_resume_continues_the_epoch_numbering_and_ends_where_a_straight_run_ends(body):
+    _, straight, straight_model = run(body, "iris", epochs=4, mini_batch_size=16)
+
+    _, first, _ = run(body, "iris", epochs=2, mini_batch_size=16)
+    checkpoint = first.checkpoint()
+    model, spec, hp, data = setup(body, "iris", epochs=2, mini_batch_size=16)
+    model.load_state_dict(checkpoint["model"])
+    second = Recorder()
+    outcome = train(model, spec, hp, data, second, start_epoch=checkpoint["epoch"],
+                    optimizer_state=checkpoint["optimizer"] or None)
+
+    assert [r.epoch for r in second.epochs] == [3, 4]
+    assert all(r.total_epochs == 4 for r in second.epochs)
+    assert outcome.epochs_done == 2
+    assert second.checkpoint()["epoch"] == 4
+    for a, b in zip(weights(model), weights(straight_model), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    assert second.epochs[-1].val_loss == pytest.approx(straight.epochs[-1].val_loss, rel=1e-5)
+
+
+@pytest.mark.parametrize("body", [{"layer_sizes": [4, 10, 3]}, {"layers": IRIS_MLP, "learning_rate": 0.01}])
+def test_same_seed_same_run_other_seed_other_run(body):
+    _, a, model_a = run(body, "iris", epochs=2, seed=5)
+    _, b, model_b = run(body, "iris", epochs=2, seed=5)
+    _, c, _ = run(body, "iris", epochs=2, seed=6)
+    assert [(r.train_loss, r.val_loss, r.correct) for r in a.epochs] == [(r.train_loss, r.val_loss, r.correct)
+                                                                          for r in b.epochs]
+    for x, y in zip(weights(model_a), weights(model_b), strict=True):
+        np.testing.assert_array_equal(x, y)
+    assert [r.train_loss for r in a.epochs] != [r.train_loss for r in c.epochs]
