@@ -349,3 +349,12 @@ def test_truncated_pickle_is_refused(tmp_path):
         fh.write(data[: len(data) // 2])
     with pytest.raises(mnist.MnistFormatError):
         mnist.read_nielsen_pickle(path)
+
+
+def test_a_damaged_mnist_file_leaves_the_other_datasets_available(tmp_path):
+    (tmp_path / "t10k-images-idx3-ubyte.gz").write_bytes(b"not gzip at all")
+    (tmp_path / "t10k-labels-idx1-ubyte.gz").write_bytes(gzip.compress(struct.pack(">II", 2049, 0)))
+    ids = [d.id for d in available_datasets(tmp_path)]
+    assert "mnist" not in ids
+    assert {"digits", "iris", "wine", "breast_cancer", "diabetes"} <= set(ids)
+    assert default_dataset_id(tmp_path) == "digits"

@@ -161,3 +161,16 @@ def test_built_model_is_a_plain_sequential_of_torch_modules():
     assert isinstance(model[1], nn.LeakyReLU) and model[1].negative_slope == 0.2
     # weights_only loading needs nothing but tensors in the state_dict
     assert all(isinstance(v, torch.Tensor) for v in model.state_dict().values())
+
+
+@pytest.mark.parametrize("layer", [
+    {"type": "Conv2d", "out_channels": 100_000, "kernel_size": 1},  # few weights, vast activations
+    {"type": "Conv2d", "out_channels": 4, "kernel_size": 3, "padding": 50_000},
+])
+def test_a_layer_with_vast_activations_is_refused_before_the_dry_run(layer):
+    spec = parse_network_spec({"layers": [layer, {"type": "Flatten"}, {"type": "Linear", "out_features": 10}]})
+    with pytest.raises(ValidationError) as caught:
+        build_model(spec, [1, 28, 28], "classification", 10, max_parameters=10**9)
+    assert caught.value.code == "too_large"
+    assert "layers[0] (Conv2d)" in caught.value.message
+    assert "values per example" in caught.value.message

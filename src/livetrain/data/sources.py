@@ -8,6 +8,7 @@ worker loads MNIST once.
 from __future__ import annotations
 
 import functools
+import logging
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +19,8 @@ import numpy as np
 from livetrain.data import mnist
 from livetrain.errors import NotFound, ValidationError
 from livetrain.store.entities import Dataset
+
+log = logging.getLogger(__name__)
 
 SPLIT_SEED = 0
 TEST_FRACTION = 0.2
@@ -95,7 +98,12 @@ def _mnist_layout(directory: Path) -> dict[str, Any] | None:
 def available_datasets(mnist_dir: Path) -> list[Dataset]:
     """Metadata of every built-in dataset that can be loaded here (cheap: reads no arrays)."""
     out = []
-    layout = _mnist_layout(Path(mnist_dir))
+    try:
+        layout = _mnist_layout(Path(mnist_dir))
+    except (OSError, EOFError, mnist.MnistFormatError) as exc:
+        # a damaged file must not keep the server from starting: MNIST is just not offered
+        log.warning("MNIST files in %s are unreadable, MNIST is unavailable: %s", mnist_dir, exc)
+        layout = None
     if layout:
         out.append(Dataset(
             id="mnist", name="MNIST", task="classification", source=layout["source"],
@@ -115,8 +123,8 @@ def available_datasets(mnist_dir: Path) -> list[Dataset]:
 
 
 def default_dataset_id(mnist_dir: Path) -> str:
-    """MNIST when its files are present, otherwise scikit-learn's digits."""
-    return "mnist" if _mnist_layout(Path(mnist_dir)) else "digits"
+    """MNIST when its files are present and readable, otherwise scikit-learn's digits."""
+    return "mnist" if any(d.id == "mnist" for d in available_datasets(Path(mnist_dir))) else "digits"
 
 
 def load_dataset(dataset_id: str, mnist_dir: Path | str) -> DatasetArrays:

@@ -69,6 +69,25 @@ def _module(layer: dict[str, Any], shape: tuple[int, ...], index: int) -> nn.Mod
     return getattr(nn, kind)()
 
 
+MAX_VALUES_PER_EXAMPLE = 4_000_000  # a layer's output per example; the dry run and training hold these
+
+
+def _values_out(layer: dict[str, Any], shape: tuple[int, ...]) -> int:
+    """How many numbers per example a layer would produce, computed before building it."""
+    kind = layer["type"]
+    if kind == "Linear":
+        return layer["out_features"]
+    if kind in ("Conv2d", "MaxPool2d") and len(shape) == 3:
+        k = layer["kernel_size"]
+        stride = layer.get("stride") or (k if kind == "MaxPool2d" else 1)
+        pad = layer.get("padding", 0)
+        channels = layer["out_channels"] if kind == "Conv2d" else shape[0]
+        height = (shape[1] + 2 * pad - k) // stride + 1
+        width = (shape[2] + 2 * pad - k) // stride + 1
+        return channels * max(height, 0) * max(width, 0)
+    return math.prod(shape)
+
+
 def _linear_params(layer: dict[str, Any], shape: tuple[int, ...]) -> int:
     if layer["type"] == "Linear" and len(shape) == 1:
         return shape[0] * layer["out_features"] + (layer["out_features"] if layer.get("bias", True) else 0)
@@ -95,8 +114,14 @@ def build_model(
 
     modules: list[nn.Module] = []
     total = 0
-    probe = torch.zeros((2, *shape))
+    probe = torch.zeros((1, *shape))
     for index, layer in enumerate(spec.layers or []):
+        values = _values_out(layer, tuple(probe.shape[1:]))
+        if values > MAX_VALUES_PER_EXAMPLE:
+            raise ValidationError(
+                f"layers[{index}] ({layer['type']}) would produce {values:,} values per example, over the "
+                f"limit of {MAX_VALUES_PER_EXAMPLE:,}; use fewer channels or a larger stride",
+                code="too_large", detail={"layer": index})
         total += _linear_params(layer, tuple(probe.shape[1:]))
         if total > max_parameters:
             raise ValidationError(
