@@ -202,3 +202,16 @@ def test_everything_is_there_after_a_restart(url, store):
         assert reopened.list_events("a")[0].payload == {"accuracy": 0.5}
     finally:
         reopened.close()
+
+
+def test_counts_gives_networks_and_active_runs_in_one_call(tmp_path):
+    store = MetadataStore(f"sqlite:///{tmp_path / 'counts.db'}")
+    store.create_schema()
+    for i in range(2):
+        store.create_network(Network(id=f"n{i}", name=f"n{i}", kind="layer_sizes",
+                                     spec={"kind": "layer_sizes", "layer_sizes": [4, 3]},
+                                     dataset_id="iris", parameter_count=15))
+    for run_id, status in [("a", "queued"), ("b", "running"), ("c", "completed"), ("d", "interrupted")]:
+        store.create_run(Run(id=run_id, network_id="n0", dataset_id="iris", status=status))
+    assert store.counts() == (2, 2)
+    store.close()

@@ -98,10 +98,11 @@ class Livetrain:
 
     def status(self) -> dict:
         """What GET /api/status reports (the original server's three fields first)."""
+        networks, active = self.store.counts()
         return {
             "status": "online",
-            "active_networks": self.store.count_networks(),
-            "training_jobs": self.store.count_runs(statuses=ACTIVE_STATUSES),
+            "active_networks": networks,
+            "training_jobs": active,
             "version": __version__,
             "async_mode": self.async_mode,
             "runner": self.runner.name,

@@ -61,6 +61,7 @@ class RunService:
         self.runner = None  # attached by the app factory
         self.owner = owner_token()
         self._seq: dict[str, int] = {}
+        self._running: dict[str, Run] = {}  # last loaded state of runs in progress
         self._lock = threading.Lock()
 
     # -- queries ------------------------------------------------------------
@@ -200,9 +201,13 @@ class RunService:
 
     def on_message(self, run_id: str, message: dict[str, Any]) -> None:
         """Handle one report from a worker (called by the runner's orchestration task)."""
-        run = self.store.get_run(run_id)
+        run = self._running.get(run_id) if message["type"] == "progress" else None
         if run is None:
-            return
+            # progress needs only what a run never changes (ids, epoch span): the others reload
+            run = self.store.get_run(run_id)
+            if run is None:
+                return
+            self._running[run_id] = run
         handler = getattr(self, f"_on_{message['type']}", None)
         if handler is None:
             log.warning("run %s: unknown worker message %r", run_id, message.get("type"))
@@ -333,6 +338,7 @@ class RunService:
     def _forget(self, run_id: str) -> None:
         with self._lock:
             self._seq.pop(run_id, None)
+            self._running.pop(run_id, None)
 
     # -- start-up and shut-down ----------------------------------------------
     def _orphaned(self, run: Run, live: set[str]) -> bool:

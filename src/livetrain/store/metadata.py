@@ -253,6 +253,14 @@ class MetadataStore:
                 query = query.limit(limit)
             return [_entity(Network, r) for r in s.scalars(query)]
 
+    def counts(self) -> tuple[int, int]:
+        """(networks, runs queued or running), in one round trip."""
+        networks = select(func.count()).select_from(NetworkRow).scalar_subquery()
+        active = select(func.count()).select_from(RunRow).where(RunRow.status.in_(ACTIVE_STATUSES)).scalar_subquery()
+        with self._tx() as s:
+            row = s.execute(select(networks, active)).one()
+            return int(row[0]), int(row[1])
+
     def count_networks(self) -> int:
         """How many networks exist."""
         with self._tx() as s:

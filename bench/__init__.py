@@ -1,0 +1,1 @@
+"""livetrain benchmarks: `python -m bench.run_all` (see docs/benchmarks.md)."""

@@ -1,0 +1,186 @@
+"""Run livetrain's benchmarks, print a results table, write bench/results/latest.json.
+
+    python -m bench.run_all                 # everything (about 2 minutes on 2 cores)
+    python -m bench.run_all --only events   # one benchmark: epoch, status, events
+    python -m bench.run_all --rounds 5      # more rounds of the epoch-time comparison
+
+Run from the repository root with the project installed (`pip install -e .` plus the test
+requirements: python-socketio[client], websocket-client, requests). MNIST's test-set IDX
+files are read from LIVETRAIN_MNIST_DIR (default ../shared/data/mnist). Every server is
+a real `livetrain serve --async-mode eventlet` on 127.0.0.1, a free port and a temporary
+home, stopped at the end even on error. Targets are reported, never asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+from bench.common import ROOT, cpu_busy, machine
+
+RESULTS = ROOT / "bench" / "results"
+
+
+def _have(module: str) -> bool:
+    try:
+        __import__(module)
+    except ImportError:
+        return False
+    return True
+
+
+def _context() -> dict[str, Any]:
+    """How busy the machine was just before a benchmark (others' load makes numbers noisy)."""
+    return {"cpu_busy_before": cpu_busy(1.0), "load_average_before": list(os.getloadavg())}
+
+
+def run_epoch(args) -> dict[str, Any]:
+    """Benchmarks 1, 2 and 5."""
+    from bench import epoch_time
+
+    return epoch_time.run(rounds=args.rounds)
+
+
+def run_status(args) -> dict[str, Any]:
+    """Benchmark 3."""
+    from bench import status_latency
+
+    return status_latency.run(window=args.status_window)
+
+
+def run_events(args) -> dict[str, Any]:
+    """Benchmark 4 with python-socketio's threaded client, plus two diagnostics that split the
+    latency between server and client library."""
+    from bench import event_latency
+
+    out: dict[str, Any] = {"python-socketio": event_latency.run(clients=args.clients, processes=args.client_processes)}
+    if not args.no_diagnostics:
+        out["raw"] = event_latency.run(clients=args.clients, processes=1, client="raw")
+        if _have("aiohttp"):
+            out["python-socketio-asyncio"] = event_latency.run(clients=args.clients, processes=1,
+                                                               client="python-socketio-asyncio")
+        else:
+            out["python-socketio-asyncio"] = {"skipped": "needs aiohttp (pip install aiohttp)"}
+    return out
+
+
+BENCHMARKS = {"epoch": run_epoch, "status": run_status, "events": run_events}
+
+
+def _fmt(value: float | None, unit: str = "", digits: int = 3) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.{digits}f}{unit}"
+
+
+def table(results: dict[str, Any]) -> str:
+    """The results as a Markdown table (what docs/benchmarks.md shows)."""
+    rows = [("#", "benchmark", "result", "target", "met")]
+    epoch = results.get("epoch")
+    if epoch and "error" not in epoch:
+        sides = epoch["epoch_seconds"]
+        best = epoch["torch_baseline"]
+        rows.append(("1", "server epoch / best bare-PyTorch epoch",
+                     f"{epoch['vs_torch']['ratio']:.2f} ({_fmt(sides['server']['median'], ' s')} vs "
+                     f"{_fmt(sides[best]['median'], ' s')}, {best.replace('_', ' ')})",
+                     "<= 1.15", "yes" if epoch["vs_torch"]["met"] else "NO"))
+        rows.append(("2", "per-example NumPy epoch / server epoch",
+                     f"{epoch['vs_nielsen']['speedup']:.1f}x ({_fmt(sides['nielsen_per_example']['median'], ' s')} "
+                     f"vs {_fmt(sides['server']['median'], ' s')})",
+                     ">= 3x", "yes" if epoch["vs_nielsen"]["met"] else "NO"))
+    elif epoch:
+        rows.append(("1,2,5", "epoch time / accuracy", "error: " + epoch["error"].strip().splitlines()[-1][:80], "", "NO"))
+    status = results.get("status")
+    if status and "error" not in status:
+        busy = status["two_runs"]["all_ms"]
+        rows.append(("3", "GET /api/status while 2 runs train",
+                     f"p50 {busy['median']:.1f} / p99 {busy['p99']:.1f} / max {busy['max']:.1f} ms "
+                     f"(n={busy['n']})", "p99 <= 50 ms", "yes" if status["met"] else "NO"))
+    elif status:
+        rows.append(("3", "GET /api/status", "error: " + status["error"].strip().splitlines()[-1][:80], "", "NO"))
+    events = results.get("events")
+    if events and "error" not in events:
+        for tag, key, label in (("4a", "python-socketio", "python-socketio Client (threaded)"),
+                                ("4b", "python-socketio-asyncio", "python-socketio AsyncClient"),
+                                ("4c", "raw", "minimal asyncio clients (server floor)")):
+            item = events.get(key)
+            if not item:
+                continue
+            if "training_update_ms" not in item:
+                rows.append((tag, f"epoch event -> client: {label}", item.get("skipped", "-"), "", ""))
+                continue
+            lat = item["training_update_ms"]
+            rows.append((tag, f"epoch event -> {item['clients']} clients: {label}",
+                         f"p50 {lat['median']:.1f} / p99 {lat['p99']:.1f} ms (n={lat['n']}); "
+                         f"{item['clients_with_every_event']}/{item['clients']} got all {item['stored_events']} "
+                         f"events; client CPU {item['client_cpu_ms_per_message']:.2f} ms/msg",
+                         "p99 <= 20 ms, none lost", "yes" if item["met"] else "NO"))
+    elif events:
+        rows.append(("4", "event latency", "error: " + events["error"].strip().splitlines()[-1][:80], "", "NO"))
+    if epoch and "error" not in epoch:
+        acc = epoch["accuracy"]
+        rows.append(("5", "held-out accuracy after 10 epochs",
+                     f"{acc['server'] * 100:.2f}% ({acc['correct']}/{acc['total']})", ">= 93%",
+                     "yes" if acc["met"] else "NO"))
+    widths = [max(len(str(r[i])) for r in rows) for i in range(5)]
+    lines = ["| " + " | ".join(str(c).ljust(w) for c, w in zip(r, widths)) + " |" for r in rows]
+    lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the chosen benchmarks; exit 1 if one of them could not run (a missed target is not an error)."""
+    parser = argparse.ArgumentParser(prog="python -m bench.run_all", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", action="append", choices=list(BENCHMARKS),
+                        help="run only this benchmark (repeatable)")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of the epoch-time comparison")
+    parser.add_argument("--status-window", type=float, default=10.0, help="seconds of GET /api/status sampling")
+    parser.add_argument("--clients", type=int, default=100)
+    parser.add_argument("--client-processes", type=int, default=1,
+                        help="processes the python-socketio clients are spread over")
+    parser.add_argument("--no-diagnostics", action="store_true", help="skip the diagnostic client variants")
+    parser.add_argument("--out", type=Path, default=RESULTS / "latest.json")
+    args = parser.parse_args(argv)
+
+    chosen = args.only or list(BENCHMARKS)
+    results: dict[str, Any] = {
+        "command": "python -m bench.run_all " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "machine": machine(),
+        "context": {},
+    }
+    failed = False
+    for name in chosen:
+        print(f"== {name}", flush=True)
+        results["context"][name] = _context()
+        started = time.monotonic()
+        try:
+            results[name] = BENCHMARKS[name](args)
+        except Exception:  # noqa: BLE001  (one benchmark failing must not hide the others' results)
+            failed = True
+            results[name] = {"error": traceback.format_exc()}
+            print(results[name]["error"], file=sys.stderr, flush=True)
+        results["context"][name]["seconds"] = time.monotonic() - started
+        results["context"][name]["cpu_busy_after"] = cpu_busy(1.0)
+    results["table"] = table(results)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=1, default=str))
+    print()
+    print(results["table"])
+    print(f"\nmachine: {results['machine']['cpu']}, {results['machine']['cores']} cores, "
+          f"GPU: {'yes' if results['machine']['gpu'] else 'none'}; others' load before each benchmark: "
+          + ", ".join(f"{k} {v['cpu_busy_before'] * 100:.0f}% busy" for k, v in results["context"].items()
+                      if v.get("cpu_busy_before") is not None))
+    print(f"written: {args.out}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
