@@ -418,9 +418,10 @@
     if (network) network.status = "training";
     if (!runs.has(payload.run_id)) {
       runs.set(payload.run_id, {
-        run_id: payload.run_id, job_id: payload.run_id, network_id: payload.network_id, dataset_id: null,
-        status: payload.status || "queued", progress: 0, epochs_done: 0, total_epochs: null,
-        accuracy: null, val_loss: null, error: null, created_at: payload.ts, seq: 0,
+        run_id: payload.run_id, job_id: payload.run_id, network_id: payload.network_id,
+        dataset_id: payload.dataset_id || null, status: payload.status || "queued", progress: 0,
+        epochs_done: payload.start_epoch || 0, total_epochs: payload.total_epochs || null,
+        accuracy: null, val_loss: null, error: null, created_at: payload.ts, seq: payload.seq || 0,
       });
       renderRun(runs.get(payload.run_id));
       api("GET", `/api/runs/${encodeURIComponent(payload.run_id)}`).then(mergeRun, () => {});

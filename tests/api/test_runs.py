@@ -195,11 +195,12 @@ def test_unknown_runs_are_404(client):
 def test_event_history_of_a_run(story, client):
     run_id = story["resumed"]["run_id"]
     events = client.get(f"/api/runs/{run_id}/events").get_json()["events"]
-    assert [e["event"] for e in events] == ["training_started", "training_update", "training_update",
-                                            "training_complete"]
-    assert [e["seq"] for e in events] == [1, 2, 3, 4]
+    assert [e["event"] for e in events] == ["run_created", "training_started", "training_update",
+                                            "training_update", "training_complete"]
+    assert [e["seq"] for e in events] == [1, 2, 3, 4, 5]
     assert all(e["run_id"] == run_id for e in events)
-    later = client.get(f"/api/runs/{run_id}/events?after_seq=3").get_json()["events"]
+    assert events[0]["resumed_from"] == story["resumed"]["resumed_from"] == story["long_final"]["run_id"]
+    later = client.get(f"/api/runs/{run_id}/events?after_seq=4").get_json()["events"]
     assert [e["event"] for e in later] == ["training_complete"]
 
 

@@ -30,7 +30,7 @@ LEGACY_STATUS = {
     RunStatus.CANCELLED.value: "cancelled",
     RunStatus.INTERRUPTED.value: "failed",
 }
-STORED_EVENTS = {"training_started", "training_update", "training_complete", "training_error",
+STORED_EVENTS = {"run_created", "training_started", "training_update", "training_complete", "training_error",
                  "training_cancelled", "training_interrupted"}
 
 
@@ -160,7 +160,10 @@ class RunService:
             "init": init,
         }
         self.metrics.runs.labels("queued").inc()
-        self.emitter.resource("run_created", {**self._ids(run), "status": run.status, "ts": time.time()})
+        # a resource event (every client hears of a new run), and the first of the run's history
+        self.report(run, "run_created", {"status": run.status, "total_epochs": run.total_epochs,
+                                         "start_epoch": run.start_epoch, "dataset_id": run.dataset_id,
+                                         "resumed_from": run.resumed_from}, to_everyone=True)
         self.runner.submit(run.id, job)
         return run
 
@@ -185,8 +188,9 @@ class RunService:
             self._seq[run.id] = seq
             return seq
 
-    def report(self, run: Run, event: str, fields: dict[str, Any], run_values: dict[str, Any] | None = None) -> dict:
-        """Store (when the event is kept) then emit one event of a run."""
+    def report(self, run: Run, event: str, fields: dict[str, Any], run_values: dict[str, Any] | None = None,
+               *, to_everyone: bool = False) -> dict:
+        """Store (when the event is kept) then emit one event of a run (to all clients if `to_everyone`)."""
         payload = {**self._ids(run), **fields}
         payload["seq"] = self._next_seq(run)
         # one stamp for both: a client catching up over REST must get the payload it would have been pushed
@@ -196,7 +200,7 @@ class RunService:
                                     run_values or {})
         elif run_values:
             self.store.update_run(run.id, **run_values)
-        self.emitter.training(event, payload)
+        (self.emitter.resource if to_everyone else self.emitter.training)(event, payload)
         return payload
 
     def on_message(self, run_id: str, message: dict[str, Any]) -> None:
