@@ -127,7 +127,8 @@ class ServerProcess:
                 log.flush()
                 self.process = subprocess.Popen(
                     [sys.executable, "-m", "livetrain", "serve", "--host", "127.0.0.1", "--port", str(self.port),
-                     "--home", str(self.home), "--async-mode", "eventlet"],
+                     "--home", str(self.home),
+                     "--async-mode", self.extra_env.get("LIVETRAIN_ASYNC_MODE", "eventlet")],
                     stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                     env=self._env(), cwd=self.home, start_new_session=True,
                 )

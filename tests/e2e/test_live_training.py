@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 import time
 
+import pytest
+
 from tests.e2e.helpers import TRAINING_EVENTS, wait_until
 
 
@@ -89,3 +91,19 @@ def test_a_client_that_reconnects_gets_every_epoch_exactly_once(server, connect)
     assert all(m["seq"] > last_seq for m in fetched["metrics"])
     assert fetched["metrics"], "the client missed no epoch, so reconnecting was not exercised"
     assert [by_seq[s]["epoch"] for s in sorted(by_seq)] == list(range(1, epochs + 1))
+
+
+@pytest.mark.parametrize("async_mode", ["gevent", "threading"])
+def test_the_same_server_runs_under_other_async_modes(start_server, connect, async_mode):
+    server = start_server(env={"LIVETRAIN_ASYNC_MODE": async_mode})
+    api = server.api
+    assert api.get("/api/status")["async_mode"] == async_mode
+    client = connect(server)
+    network = api.create_network()
+    run_id = api.train(network["network_id"], epochs=2)["job_id"]
+    client.wait_for("training_complete", run_id)
+    milestones = [(name, p.get("epoch")) for name, p in client.events(TRAINING_EVENTS, run_id)
+                  if name != "training_progress"]
+    assert milestones == [("training_started", None), ("training_update", 1), ("training_update", 2),
+                          ("training_complete", None)]
+    assert api.get(f"/api/training/{run_id}")["status"] == "completed"
