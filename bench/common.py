@@ -272,7 +272,7 @@ def api(server: Server, method: str, path: str, *, expect: int | tuple[int, ...]
 class RunWatcher:
     """A python-socketio client that records the training events of the runs it watches."""
 
-    EVENTS = ("training_started", "training_update", "training_progress", "training_complete",
+    EVENTS = ("run_created", "training_started", "training_update", "training_progress", "training_complete",
               "training_error", "training_cancelled")
     FINAL = {"training_complete", "training_error", "training_cancelled"}
 

@@ -21,7 +21,7 @@ import time
 
 import socketio
 
-EVENTS = ("training_started", "training_update", "training_progress", "training_complete",
+EVENTS = ("run_created", "training_started", "training_update", "training_progress", "training_complete",
           "training_error", "training_cancelled")
 FINAL = {"training_complete", "training_error", "training_cancelled"}
 

@@ -20,7 +20,7 @@ the server process (orchestration, database, fan-out; not the training worker): 
 2-core machine where the worker holds a core, it is what decides the latency of the
 100th client.
 
-Loss check: every client must have received every stored event of the run (started,
+Loss check: every client must have received every stored event of the run (created, started,
 each epoch's update, complete), each exactly once, and still be connected at the end.
 """
 

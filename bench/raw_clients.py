@@ -24,7 +24,7 @@ import time
 from urllib.parse import urlparse
 
 FINAL = {"training_complete", "training_error", "training_cancelled"}
-EVENTS = {"training_started", "training_update", "training_progress"} | FINAL
+EVENTS = {"run_created", "training_started", "training_update", "training_progress"} | FINAL
 
 
 class RawClient:
