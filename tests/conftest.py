@@ -26,29 +26,39 @@ def pytest_configure(config):
         del os.environ[name]
 
 
-@pytest.fixture
-def make_app(tmp_path):
-    """Build apps on temporary homes; every app is closed (workers stopped) at teardown."""
-    from livetrain.app import create_app
+class AppFactory:
+    """Builds test apps on temporary homes under `base`, and closes them (workers stopped) at the end."""
 
-    apps = []
+    def __init__(self, base: Path) -> None:
+        self.base = base
+        self.apps = []
 
-    def factory(home: Path | None = None, **config):
+    def __call__(self, home: Path | None = None, **config):
+        from livetrain.app import create_app
+
         settings = {
-            "home": home or tmp_path / f"home{len(apps)}",
-            "mnist_dir": str(MNIST_DIR) if HAVE_MNIST else str(tmp_path / "no-mnist"),
+            "home": home or self.base / f"home{len(self.apps)}",
+            "mnist_dir": str(MNIST_DIR) if HAVE_MNIST else str(self.base / "no-mnist"),
             "warm_workers": 0,
             "async_mode": "threading",
         }
         settings.update(config)
         app = create_app(settings)
         app.config["TESTING"] = True
-        apps.append(app)
+        self.apps.append(app)
         return app
 
+    def close(self) -> None:
+        for app in self.apps:
+            app.extensions["livetrain"].close()
+
+
+@pytest.fixture
+def make_app(tmp_path):
+    """`make_app(home=None, **settings)`: an app on a temporary home, closed at teardown."""
+    factory = AppFactory(tmp_path)
     yield factory
-    for app in apps:
-        app.extensions["livetrain"].close()
+    factory.close()
 
 
 @pytest.fixture
@@ -75,24 +85,6 @@ def socket_client(app, client):
 @pytest.fixture(scope="module")
 def make_module_app(tmp_path_factory):
     """Like `make_app`, for apps a whole test module shares (tests that train once and then only read)."""
-    from livetrain.app import create_app
-
-    apps = []
-    base = tmp_path_factory.mktemp("module-apps")
-
-    def factory(**config):
-        settings = {
-            "home": base / f"home{len(apps)}",
-            "mnist_dir": str(MNIST_DIR) if HAVE_MNIST else str(base / "no-mnist"),
-            "warm_workers": 0,
-            "async_mode": "threading",
-        }
-        settings.update(config)
-        app = create_app(settings)
-        app.config["TESTING"] = True
-        apps.append(app)
-        return app
-
+    factory = AppFactory(tmp_path_factory.mktemp("module-apps"))
     yield factory
-    for app in apps:
-        app.extensions["livetrain"].close()
+    factory.close()
