@@ -57,7 +57,7 @@ async def run_async(url: str, count: int, out: str, timeout: float) -> None:
     import asyncio
 
     clients, received, finished = [], [], []
-    for index in range(count):
+    for _ in range(count):
         client = socketio.AsyncClient(reconnection=False)
         log: list[tuple[str, str, int, float, float]] = []
         done = asyncio.Event()

@@ -38,7 +38,6 @@ from typing import Any
 
 from bench.common import ETA, MINI_BATCH, ROOT, api, create_and_train, livetrain_server, summary
 
-
 CLIENT_MODULES = {
     "python-socketio": ["bench.event_clients", "--kind", "threaded"],
     "python-socketio-asyncio": ["bench.event_clients", "--kind", "asyncio"],

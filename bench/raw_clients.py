@@ -123,7 +123,7 @@ async def main_async(url: str, count: int, out: str, timeout: float) -> None:
             try:
                 await client.connect()
                 connected += 1
-            except (OSError, ConnectionError, asyncio.TimeoutError) as exc:
+            except (TimeoutError, OSError, ConnectionError) as exc:
                 print(f"connect failed: {exc}", flush=True)
         print(f"READY {connected}", flush=True)
         cpu_started = time.process_time()

@@ -95,7 +95,8 @@ def table(results: dict[str, Any]) -> str:
                      f"vs {_fmt(sides['server']['median'], ' s')})",
                      ">= 3x", "yes" if epoch["vs_nielsen"]["met"] else "NO"))
     elif epoch:
-        rows.append(("1,2,5", "epoch time / accuracy", "error: " + epoch["error"].strip().splitlines()[-1][:80], "", "NO"))
+        error = epoch["error"].strip().splitlines()[-1][:80]
+        rows.append(("1,2,5", "epoch time / accuracy", "error: " + error, "", "NO"))
     status = results.get("status")
     if status and "error" not in status:
         busy = status["two_runs"]["all_ms"]

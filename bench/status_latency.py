@@ -16,7 +16,7 @@ from typing import Any
 
 import requests
 
-from bench.common import MINI_BATCH, ETA, RunWatcher, api, create_and_train, livetrain_server, summary
+from bench.common import ETA, MINI_BATCH, RunWatcher, api, create_and_train, livetrain_server, summary
 
 
 def _sample(url: str, session: requests.Session, count: int | None, window: float, interval: float,

@@ -62,7 +62,7 @@ class Settings:
         return self.database_url or f"sqlite:///{self.home / 'livetrain.db'}"
 
     @classmethod
-    def load(cls, overrides: dict[str, Any] | None = None, environ=None) -> "Settings":
+    def load(cls, overrides: dict[str, Any] | None = None, environ=None) -> Settings:
         """Build settings from defaults, the environment, then `overrides`."""
         environ = os.environ if environ is None else environ
         values: dict[str, Any] = {}

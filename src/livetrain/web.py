@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from flask import Blueprint, current_app, render_template
 
@@ -16,7 +16,7 @@ def utc_time(ts: float | None, iso: bool = False) -> str:
     """A UNIX time as `YYYY-MM-DD HH:MM UTC` (ISO 8601 with `iso`); the page shows local time."""
     if not ts:
         return ""
-    moment = datetime.fromtimestamp(ts, tz=timezone.utc)
+    moment = datetime.fromtimestamp(ts, tz=UTC)
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ" if iso else "%Y-%m-%d %H:%M UTC")
 
 

@@ -103,7 +103,7 @@ class ServerProcess:
         return self.process.pid
 
     @property
-    def api(self) -> "Api":
+    def api(self) -> Api:
         """An HTTP client for this server."""
         if self._api is None:
             self._api = Api(self.url)
@@ -117,7 +117,7 @@ class ServerProcess:
         env.update(self.extra_env)
         return env
 
-    def start(self) -> "ServerProcess":
+    def start(self) -> ServerProcess:
         """Start the server and wait until GET /api/status answers."""
         self.home.mkdir(parents=True, exist_ok=True)
         for _ in range(3):
@@ -308,7 +308,7 @@ class LiveClient:
             self._events.append((event, data))
             self._changed.notify_all()
 
-    def connect(self) -> "LiveClient":
+    def connect(self) -> LiveClient:
         self.sio.connect(self.url, wait_timeout=15)
         return self
 

@@ -19,7 +19,8 @@ def grayscale_png(pixels: np.ndarray) -> bytes:
     height, width = image.shape
     rows = b"".join(b"\x00" + image[r].tobytes() for r in range(height))
     header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", header) + _chunk(b"IDAT", zlib.compress(rows, 9)) + _chunk(b"IEND", b"")
+    body = _chunk(b"IHDR", header) + _chunk(b"IDAT", zlib.compress(rows, 9)) + _chunk(b"IEND", b"")
+    return b"\x89PNG\r\n\x1a\n" + body
 
 
 def png_base64(pixels: np.ndarray) -> str:

@@ -28,7 +28,7 @@ class WorkerHandle:
         self.pid = process.pid
 
     @classmethod
-    def start(cls, threads: int, nice: int = 0) -> "WorkerHandle":
+    def start(cls, threads: int, nice: int = 0) -> WorkerHandle:
         """Start a worker and wait until it has imported torch."""
         ours, theirs = socket.socketpair()
         env = dict(os.environ)

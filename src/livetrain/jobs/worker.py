@@ -146,10 +146,11 @@ def run_job(channel: Channel, job: dict[str, Any], cancel: threading.Event) -> N
 def serve(sock: socket.socket) -> None:
     """Serve jobs until the server says exit or goes away."""
     # Imported up front, before saying ready: that is what makes a warm worker warm.
+    import sklearn.model_selection  # noqa: F401  (the built-in datasets' splits)
+
     import livetrain.data.sources  # noqa: F401
     import livetrain.training.examples  # noqa: F401
     import livetrain.training.trainer  # noqa: F401
-    import sklearn.model_selection  # noqa: F401  (the built-in datasets' splits)
 
     channel = Channel(sock)
     jobs: queue.Queue = queue.Queue()

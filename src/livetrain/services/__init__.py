@@ -29,7 +29,7 @@ class Metrics:
     active_runs: Gauge
 
     @classmethod
-    def create(cls) -> "Metrics":
+    def create(cls) -> Metrics:
         registry = CollectorRegistry()
         return cls(
             registry=registry,

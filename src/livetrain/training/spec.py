@@ -58,7 +58,7 @@ class NetworkSpec:
         return {k: v for k, v in out.items() if v is not None}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "NetworkSpec":
+    def from_dict(cls, data: dict[str, Any]) -> NetworkSpec:
         """Inverse of `to_dict`."""
         names = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in names})
@@ -87,7 +87,7 @@ class HyperParams:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "HyperParams":
+    def from_dict(cls, data: dict[str, Any]) -> HyperParams:
         """Inverse of `to_dict`."""
         names = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in names})
