@@ -7,6 +7,7 @@ tests that need it are skipped with a message saying so when it is not.
 from __future__ import annotations
 
 import os
+import uuid
 from pathlib import Path
 
 import pytest
@@ -88,3 +89,24 @@ def make_module_app(tmp_path_factory):
     factory = AppFactory(tmp_path_factory.mktemp("module-apps"))
     yield factory
     factory.close()
+
+
+PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
+PG_NEEDS = "needs PostgreSQL on 127.0.0.1:5432 accepting user 'postgres' without a password (trust auth)"
+
+
+@pytest.fixture
+def postgres_url():
+    """A fresh PostgreSQL database for one test, dropped afterwards; its SQLAlchemy URL."""
+    psycopg = pytest.importorskip("psycopg", reason="needs psycopg: pip install 'psycopg[binary]'")
+    try:
+        admin = psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=3)
+    except psycopg.OperationalError as exc:
+        pytest.skip(f"{PG_NEEDS}; connecting failed: {str(exc).strip()}")
+    name = f"livetrain_test_{uuid.uuid4().hex[:10]}"
+    with admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+        try:
+            yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+        finally:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -2,30 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
-
-import pytest
-
-PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
-NEEDS = "needs PostgreSQL on 127.0.0.1:5432 accepting user 'postgres' without a password (trust auth)"
-
-
-@pytest.fixture
-def postgres_url():
-    """A fresh database for one test, dropped afterwards; its SQLAlchemy URL."""
-    psycopg = pytest.importorskip("psycopg", reason="needs psycopg: pip install 'psycopg[binary]'")
-    try:
-        admin = psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=3)
-    except psycopg.OperationalError as exc:
-        pytest.skip(f"{NEEDS}; connecting failed: {str(exc).strip()}")
-    name = f"livetrain_e2e_{uuid.uuid4().hex[:10]}"
-    with admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-        try:
-            yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-        finally:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
 
 def test_networks_and_runs_survive_a_restart_on_postgresql(postgres_url, start_server, connect):
     import psycopg
