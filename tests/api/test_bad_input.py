@@ -119,6 +119,14 @@ def test_bad_network_bodies(shared_app, client, ids, kwargs, status, code, conta
     check(shared_app, client, ids, "POST", "/api/networks", status, code=code, contains=contains, **kwargs)
 
 
+def test_a_bad_layer_parameter_names_both_the_layer_and_the_field(shared_app, client, ids):
+    body = check(shared_app, client, ids, "POST", "/api/networks", 400, code="validation_error",
+                 contains="layers[1].out_features",
+                 json={"dataset_id": "iris", "layers": [{"type": "Linear", "out_features": 8},
+                                                        {"type": "Linear", "out_features": -3}]})
+    assert body["detail"] == {"layer": 1, "field": "layers[1].out_features"}
+
+
 @pytest.mark.parametrize("name", [
     "../../etc/passwd", "a/b", "a\\b", "..", "x..y", "/abs", ".hidden", "", " leading space", "x" * 101,
     "nul\x00byte", "new\nline", 42, ["a"],
@@ -150,6 +158,9 @@ def test_names_with_path_characters_or_wrong_types_are_refused(shared_app, clien
     ("digits", [{"type": "Conv2d", "out_channels": 4, "kernel_size": 3}, {"type": "MaxPool2d", "kernel_size": 8},
                 {"type": "Flatten"}, {"type": "Linear", "out_features": 10}], 1, "layers[1] (MaxPool2d)"),
     ("diabetes", [{"type": "Linear", "out_features": 1}], None, "cross_entropy needs a classification dataset"),
+    ("digits", [{"type": "Conv2d", "out_channels": 4, "kernel_size": 3}, {"type": "BatchNorm2d", "num_features": 5},
+                {"type": "Flatten"}, {"type": "Linear", "out_features": 10}], 1,
+     "layers[1] (BatchNorm2d): num_features is 5 but the input has 4 channels"),
 ])
 def test_bad_layer_specs_name_the_failing_layer(shared_app, client, ids, dataset, layers, index, contains):
     body = check(shared_app, client, ids, "POST", "/api/networks", 400, code="validation_error", contains=contains,
@@ -248,6 +259,7 @@ def test_bad_train_requests_for_layer_spec_networks(shared_app, client, ids, bod
     ({"json": {"inputs": [[1, 2, 3, 4]] * (MAX_BATCH + 1)}}, 400, f"at most {MAX_BATCH}"),
     (as_json('{"input": [1, 2, 3, NaN]}'), 400, "finite"),
     ({"json": {"input": [1e39, 1, 1, 1]}}, 400, "finite"),
+    ({"json": {"input": [1, True, 3, 4]}}, 400, "not true/false"),
     ({"json": {"input": [1, 2, 3, 4]}}, 404, "has not been trained"),
 ])
 def test_bad_predict_requests(shared_app, client, ids, kwargs, status, contains):

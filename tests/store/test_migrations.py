@@ -51,3 +51,27 @@ def test_migrating_again_keeps_the_data(database_url):
     store.create_schema()
     assert store.live_servers(max_age=60) == {"host:1:abc"}
     store.close()
+
+
+def test_servers_starting_together_migrate_once(postgres_url):
+    import threading
+
+    stores = [MetadataStore(postgres_url) for _ in range(3)]
+    errors = []
+
+    def migrate(store):
+        try:
+            store.create_schema()
+        except Exception as exc:  # collected and asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=migrate, args=(store,)) for store in stores]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert errors == []
+    with stores[0].engine.connect() as connection:
+        assert MigrationContext.configure(connection).get_current_revision() == head_revision()
+    for store in stores:
+        store.close()

@@ -30,6 +30,18 @@ def check_name(name: Any, what: str = "name") -> str:
     return name
 
 
+def _has_bool(rows: list) -> bool:
+    """True if any value in (nested) lists is a JSON boolean, which numpy would take for 0 or 1."""
+    stack = list(rows)
+    while stack:
+        value = stack.pop()
+        if isinstance(value, list):
+            stack.extend(value)
+        elif isinstance(value, bool):
+            return True
+    return False
+
+
 class NetworkService:
     """Everything about networks that is not a run."""
 
@@ -164,6 +176,8 @@ class NetworkService:
         if len(rows) > self.settings.max_batch_inputs:
             raise ValidationError(f"at most {self.settings.max_batch_inputs} inputs per request")
         dataset = self.datasets.get(network.dataset_id)
+        if _has_bool(rows):
+            raise ValidationError("inputs must be numbers, not true/false")
         try:
             with np.errstate(over="ignore"):  # beyond float32 becomes inf, refused just below
                 X = np.asarray(rows, dtype=np.float32)

@@ -25,6 +25,7 @@ from sqlalchemy import (
     event,
     func,
     select,
+    text,
     update,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
@@ -40,6 +41,7 @@ from livetrain.store.entities import (
 )
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+MIGRATION_LOCK = 0x6C6976657472  # any fixed number, the same for every livetrain server
 
 
 class Base(DeclarativeBase):
@@ -172,6 +174,9 @@ class MetadataStore:
         config = Config()
         config.set_main_option("script_location", str(MIGRATIONS))
         with self.engine.begin() as connection:
+            if connection.dialect.name == "postgresql":
+                # several servers may start at once on one database: one migrates, the others wait
+                connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
 

@@ -54,12 +54,13 @@ def _module(layer: dict[str, Any], shape: tuple[int, ...], index: int) -> nn.Mod
     if kind == "MaxPool2d":
         need(3, "channels x height x width")
         return nn.MaxPool2d(layer["kernel_size"], stride=layer.get("stride"))
-    if kind == "BatchNorm1d":
-        need(1, "flat")
-        return nn.BatchNorm1d(shape[0])
-    if kind == "BatchNorm2d":
-        need(3, "channels x height x width")
-        return nn.BatchNorm2d(shape[0])
+    if kind in ("BatchNorm1d", "BatchNorm2d"):
+        need(1 if kind == "BatchNorm1d" else 3, "flat" if kind == "BatchNorm1d" else "channels x height x width")
+        declared = layer.get("num_features")
+        if declared is not None and declared != shape[0]:
+            raise ValidationError(f"{where}: num_features is {declared} but the input has {shape[0]} "
+                                  f"{'features' if kind == 'BatchNorm1d' else 'channels'}", detail={"layer": index})
+        return getattr(nn, kind)(shape[0])
     if kind == "Flatten":
         return nn.Flatten()
     if kind == "Dropout":

@@ -131,23 +131,32 @@ def parse_layer(index: int, raw: Any) -> dict[str, Any]:
     for name, (ptype, required, default) in params.items():
         if name not in raw or raw[name] is None:
             if required:
-                raise ValidationError(f"{where} ({kind}): '{name}' is required", detail={"layer": index})
+                raise ValidationError(f"{where} ({kind}): '{name}' is required",
+                                      detail={"layer": index, "field": f"{where}.{name}"})
             if default is not None:
                 out[name] = default
             continue
         value = raw[name]
         label = f"{where}.{name}"
-        if ptype == "int":
-            out[name] = _number(value, label, kind=int, low=1 if name != "padding" else 0, high=MAX_WIDTH)
-        elif ptype == "float":
-            out[name] = _number(value, label, kind=float, low=0.0, high=1.0 if name == "p" else 100.0)
-        elif ptype == "bool":
-            if not isinstance(value, bool):
-                raise ValidationError(f"{label} must be true or false", detail={"layer": index})
-            out[name] = value
+        try:
+            out[name] = _layer_value(ptype, name, value, label)
+        except ValidationError as exc:
+            exc.detail = {"layer": index, "field": label}  # both, like every other layer error
+            raise
     if kind == "Dropout" and out["p"] >= 1.0:
-        raise ValidationError(f"{where} (Dropout): p must be below 1", detail={"layer": index})
+        raise ValidationError(f"{where} (Dropout): p must be below 1", detail={"layer": index, "field": f"{where}.p"})
     return out
+
+
+def _layer_value(ptype: str, name: str, value: Any, label: str) -> Any:
+    """One layer parameter, type- and range-checked."""
+    if ptype == "int":
+        return _number(value, label, kind=int, low=1 if name != "padding" else 0, high=MAX_WIDTH)
+    if ptype == "float":
+        return _number(value, label, kind=float, low=0.0, high=1.0 if name == "p" else 100.0)
+    if not isinstance(value, bool):
+        raise ValidationError(f"{label} must be true or false", detail={"field": label})
+    return value
 
 
 def parse_network_spec(body: dict[str, Any]) -> NetworkSpec:
