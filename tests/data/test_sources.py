@@ -274,27 +274,28 @@ def nielsen_parts(n: int = 6):
     return part(n), part(2), part(3)
 
 
+def assert_same_parts(read, parts) -> None:
+    """(train, validation, test) read back exactly, as float32 images and int64 labels."""
+    assert len(read) == 3
+    for (images, labels), (want_images, want_labels) in zip(read, parts, strict=True):
+        assert images.dtype == np.float32 and labels.dtype == np.int64
+        np.testing.assert_array_equal(images, want_images)
+        np.testing.assert_array_equal(labels, want_labels)
+
+
 def test_nielsen_pickle_as_python_2_wrote_it_is_read(tmp_path):
     parts = nielsen_parts()
     path = tmp_path / "mnist.pkl.gz"
     with gzip.open(path, "wb") as fh:
         fh.write(python2_pickle(parts))
     read = mnist.read_nielsen_pickle(path)
-    assert len(read) == 3
-    for (images, labels), (want_images, want_labels) in zip(read, parts, strict=True):
-        assert images.dtype == np.float32 and labels.dtype == np.int64
-        np.testing.assert_array_equal(images, want_images)
-        np.testing.assert_array_equal(labels, want_labels)
+    assert_same_parts(read, parts)
 
 
 def test_nielsen_pickle_saved_again_by_python_3_is_read(tmp_path):
     parts = nielsen_parts()
     read = mnist.read_nielsen_pickle(write_pickle(tmp_path / "mnist.pkl.gz", parts))
-    assert len(read) == 3
-    for (images, labels), (want_images, want_labels) in zip(read, parts, strict=True):
-        assert images.dtype == np.float32 and labels.dtype == np.int64
-        np.testing.assert_array_equal(images, want_images)
-        np.testing.assert_array_equal(labels, want_labels)
+    assert_same_parts(read, parts)
 
 
 def test_nielsen_pickle_is_used_as_mnist(tmp_path):
