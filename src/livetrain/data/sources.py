@@ -51,6 +51,18 @@ class DatasetArrays:
     X_test: np.ndarray
     y_test: np.ndarray
     preprocessing: dict[str, Any] = field(default_factory=dict)
+    X_val: np.ndarray | None = None  # None when the dataset has no validation split (the built-ins)
+    y_val: np.ndarray | None = None
+
+    @property
+    def has_val(self) -> bool:
+        """True when the dataset has a validation split of its own."""
+        return self.X_val is not None and len(self.X_val) > 0
+
+    @property
+    def n_outputs(self) -> int:
+        """How many numbers a regression target has per row (1 but for multi-target sets)."""
+        return int(self.info.meta.get("n_outputs", 1))
 
     @property
     def is_image(self) -> bool:
@@ -71,7 +83,9 @@ class DatasetArrays:
     def unscale_target(self, y: np.ndarray) -> np.ndarray:
         """Map a regression output back to the target's own units."""
         if "target_mean" in self.preprocessing:
-            return y * self.preprocessing["target_std"] + self.preprocessing["target_mean"]
+            std = np.asarray(self.preprocessing["target_std"], dtype=np.float64)
+            mean = np.asarray(self.preprocessing["target_mean"], dtype=np.float64)
+            return np.asarray(y, dtype=np.float64) * std + mean
         return y
 
 
