@@ -3,23 +3,33 @@
 from __future__ import annotations
 
 import math
+import re
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
 
 from livetrain.errors import ValidationError
-from livetrain.training.model import build_model, describe_layers, input_shape_for, parameter_count
+from livetrain.training.model import (
+    build_model,
+    check_embedding_inputs,
+    describe_layers,
+    input_shape_for,
+    output_size,
+    parameter_count,
+)
 from livetrain.training.spec import parse_network_spec
 
 DIGITS = ([1, 8, 8], "classification", 10)
 IRIS = ([4], "classification", 3)
 DIABETES = ([10], "regression", 0)
+SEMIPRIMES = ([4], "regression", 0)  # four digits per row, two targets (the factors)
 
 
-def build(body, dataset=DIGITS, max_parameters=10_000_000):
+def build(body, dataset=DIGITS, max_parameters=10_000_000, **options):
     shape, task, n_classes = dataset
-    return build_model(parse_network_spec(body), shape, task, n_classes, max_parameters=max_parameters)
+    return build_model(parse_network_spec(body), shape, task, n_classes, max_parameters=max_parameters, **options)
 
 
 def layers(*specs, **body):
@@ -174,3 +184,103 @@ def test_a_layer_with_vast_activations_is_refused_before_the_dry_run(layer):
     assert caught.value.code == "too_large"
     assert "layers[0] (Conv2d)" in caught.value.message
     assert "values per example" in caught.value.message
+
+
+# -- embeddings, several regression targets ------------------------------------------------------
+
+EMBED_HEAD = layers({"type": "Embedding", "num_embeddings": 10, "embedding_dim": 8}, {"type": "Flatten"},
+                    {"type": "Linear", "out_features": 64}, {"type": "ReLU"}, {"type": "Linear", "out_features": 2},
+                    loss="mse", learning_rate=0.003)
+
+
+def test_output_size_is_classes_or_regression_targets():
+    assert output_size("classification", 10) == 10
+    assert output_size("regression", 0) == 1
+    assert output_size("regression", 0, 2) == 2
+    assert output_size("classification", 3, 2) == 3  # n_outputs is for regression only
+
+
+def test_embedding_over_digits_with_a_two_output_head():
+    model = build(EMBED_HEAD, SEMIPRIMES, n_outputs=2)
+    table = describe_layers(model, parse_network_spec(EMBED_HEAD), [4])
+    assert [(row["type"], row["output_shape"], row["parameters"]) for row in table] == [
+        ("Embedding", [4, 8], 10 * 8), ("Flatten", [32], 0), ("Linear", [64], 32 * 64 + 64),
+        ("ReLU", [64], 0), ("Linear", [2], 64 * 2 + 2)]
+    assert parameter_count(model) == 80 + 32 * 64 + 64 + 64 * 2 + 2
+    assert model.training
+    out = model(torch.tensor([[1.0, 2.0, 3.0, 9.0], [0.0, 0.0, 0.0, 0.0]]))  # floats, as feature rows arrive
+    assert out.shape == (2, 2)
+    # the same digit in two positions looks up the same vector
+    embedded = model[0](torch.tensor([[7.0, 7.0, 0.0, 0.0]]))
+    assert torch.equal(embedded[0, 0], embedded[0, 1])
+
+
+def test_embedding_state_dict_is_torchs():
+    model = build(EMBED_HEAD, SEMIPRIMES, n_outputs=2)
+    assert isinstance(model[0], nn.Embedding)
+    assert model.state_dict()["0.weight"].shape == (10, 8)
+
+
+def test_embedding_output_needs_a_flatten_before_linear():
+    spec = layers({"type": "Embedding", "num_embeddings": 10, "embedding_dim": 8},
+                  {"type": "Linear", "out_features": 1}, loss="mse")
+    with pytest.raises(ValidationError, match=r"layers\[1\] \(Linear\) expects flat .* receives shape \[4, 8\]"):
+        build(spec, SEMIPRIMES)
+
+
+def test_embedding_counts_against_the_parameter_cap():
+    spec = layers({"type": "Embedding", "num_embeddings": 100_000, "embedding_dim": 1024}, {"type": "Flatten"},
+                  {"type": "Linear", "out_features": 1}, loss="mse")
+    with pytest.raises(ValidationError, match=r"more than 1,000,000 parameters \(at layers\[0\]\)") as caught:
+        build(spec, SEMIPRIMES, max_parameters=1_000_000)
+    assert caught.value.code == "too_large"
+
+
+def test_embedding_counts_against_the_activation_cap():
+    spec = layers({"type": "Embedding", "num_embeddings": 10, "embedding_dim": 1024}, {"type": "Flatten"},
+                  {"type": "Linear", "out_features": 1}, loss="mse")
+    with pytest.raises(ValidationError, match=r"layers\[0\] \(Embedding\) would produce 5,120,000 values per "
+                                              r"example.*smaller embedding_dim") as caught:
+        build(spec, ([5000], "regression", 0))
+    assert caught.value.code == "too_large"
+
+
+def test_an_embedding_stored_out_of_place_is_refused_at_build():
+    spec = parse_network_spec(layers({"type": "Flatten"}, {"type": "Linear", "out_features": 1}, loss="mse"))
+    spec.layers.insert(1, {"type": "Embedding", "num_embeddings": 10, "embedding_dim": 4})  # as if from old storage
+    with pytest.raises(ValidationError, match=r"layers\[1\] \(Embedding\) must be the first layer"):
+        build_model(spec, [4], "regression", 0, max_parameters=10**6)
+
+
+@pytest.mark.parametrize("value", [10.0, -1.0, 2.5, float("nan")])
+def test_embedding_inputs_must_be_whole_numbers_in_range(value):
+    model = build(EMBED_HEAD, SEMIPRIMES, n_outputs=2)
+    X = np.zeros((5, 4), dtype=np.float32)
+    X[3, 2] = value
+    problem = (r"layers\[0\] \(Embedding\) takes whole numbers in \[0, 10\) as inputs, but the train split has "
+               rf"{re.escape(repr(float(value)))} \(row 3, feature 2\)")
+    with pytest.raises(ValidationError, match=problem):
+        check_embedding_inputs(model, X, "the train split")
+    model.eval()  # predicting: inputs are checked as they arrive
+    with pytest.raises(ValidationError, match=r"layers\[0\] \(Embedding\) .* but the input has"):
+        model(torch.from_numpy(X))
+    check_embedding_inputs(model, np.full((5, 4), 9.0, dtype=np.float32), "the train split")  # in range: no error
+
+
+def test_input_check_ignores_networks_without_an_embedding():
+    check_embedding_inputs(build(layers({"type": "Linear", "out_features": 3}), IRIS), np.full((2, 4), -0.5), "x")
+
+
+def test_regression_with_two_targets_needs_two_outputs():
+    spec = layers({"type": "Linear", "out_features": 8}, {"type": "ReLU"}, {"type": "Linear", "out_features": 1},
+                  loss="mse")
+    with pytest.raises(ValidationError, match=r"the last layer must give 2 output\(s\) for this regression dataset, "
+                                              r"it gives \[1\]") as caught:
+        build(spec, SEMIPRIMES, n_outputs=2)
+    assert caught.value.detail == {"layer": 2}
+    assert build(spec, SEMIPRIMES)[-1].out_features == 1  # one target unless told otherwise
+
+
+def test_layer_sizes_for_several_targets_name_the_outputs_a_layer_spec_needs():
+    with pytest.raises(ValidationError, match=r"layer_sizes networks classify.*last Linear giving 2 output\(s\)"):
+        build({"layer_sizes": [4, 30, 2]}, SEMIPRIMES, n_outputs=2)

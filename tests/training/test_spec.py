@@ -170,3 +170,47 @@ def test_bad_hyperparameters_are_refused_naming_the_field(body, problem):
 def test_layer_spec_optimizer_must_be_known():
     with pytest.raises(ValidationError, match="optimizer must be one of"):
         hp_for({"optimizer": "lbfgs"}, layers_spec())
+
+
+# -- Embedding ---------------------------------------------------------------------------------
+
+EMBED = {"type": "Embedding", "num_embeddings": 10, "embedding_dim": 8}
+
+
+def test_embedding_layer_is_parsed_first():
+    spec = parse_network_spec({"layers": [EMBED, {"type": "Flatten"}, {"type": "Linear", "out_features": 2}],
+                               "loss": "mse"})
+    assert spec.layers[0] == {"type": "Embedding", "num_embeddings": 10, "embedding_dim": 8}
+    assert spec.wants_images is False
+    assert NetworkSpec.from_dict(spec.to_dict()) == spec
+
+
+@pytest.mark.parametrize("index", [1, 2])
+def test_embedding_anywhere_but_first_is_refused_with_its_field_path(index):
+    layers = [{"type": "Linear", "out_features": 4}, {"type": "ReLU"}]
+    layers.insert(index, EMBED)
+    with pytest.raises(ValidationError, match=rf"layers\[{index}\] \(Embedding\) must be the first layer") as caught:
+        parse_network_spec({"layers": layers})
+    assert caught.value.detail == {"layer": index, "field": f"layers[{index}].type"}
+
+
+@pytest.mark.parametrize("params, field, problem", [
+    ({"num_embeddings": 1, "embedding_dim": 8}, "num_embeddings", r"must be in \[2, 100000\], got 1"),
+    ({"num_embeddings": 100_001, "embedding_dim": 8}, "num_embeddings", r"must be in \[2, 100000\]"),
+    ({"num_embeddings": 10, "embedding_dim": 0}, "embedding_dim", r"must be in \[1, 1024\], got 0"),
+    ({"num_embeddings": 10, "embedding_dim": 1025}, "embedding_dim", r"must be in \[1, 1024\]"),
+    ({"num_embeddings": 10.5, "embedding_dim": 8}, "num_embeddings", "must be a whole number"),
+    ({"embedding_dim": 8}, "num_embeddings", "'num_embeddings' is required"),
+    ({"num_embeddings": 10}, "embedding_dim", "'embedding_dim' is required"),
+])
+def test_bad_embedding_sizes_are_refused_naming_the_field(params, field, problem):
+    with pytest.raises(ValidationError, match=problem) as caught:
+        parse_layer(0, {"type": "Embedding", **params})
+    assert caught.value.detail["field"] == f"layers[0].{field}"
+
+
+def test_embedding_size_bounds_are_accepted():
+    assert parse_layer(0, {"type": "embedding", "num_embeddings": 2, "embedding_dim": 1024}) == {
+        "type": "Embedding", "num_embeddings": 2, "embedding_dim": 1024}
+    widest = parse_layer(0, {"type": "Embedding", "num_embeddings": 100_000, "embedding_dim": 1})
+    assert widest["num_embeddings"] == 100_000

@@ -10,7 +10,10 @@ import numpy as np
 import pytest
 import torch
 
-from livetrain.data.sources import load_dataset
+from livetrain.data.sources import DatasetArrays, load_dataset
+from livetrain.errors import ValidationError
+from livetrain.store.entities import Dataset
+from livetrain.training.examples import collect_examples
 from livetrain.training.model import build_model
 from livetrain.training.spec import parse_hyperparams, parse_network_spec
 from livetrain.training.trainer import NielsenEngine, TorchEngine, batch_bounds, make_engine, train
@@ -283,3 +286,138 @@ def test_same_seed_same_run_other_seed_other_run(body):
     for x, y in zip(weights(model_a), weights(model_b), strict=True):
         np.testing.assert_array_equal(x, y)
     assert [r.train_loss for r in a.epochs] != [r.train_loss for r in c.epochs]
+
+
+# -- several regression targets, an embedding, a validation split --------------------------------------
+
+EMBED_HEAD = {"layers": [{"type": "Embedding", "num_embeddings": 10, "embedding_dim": 8}, {"type": "Flatten"},
+                         {"type": "Linear", "out_features": 64}, {"type": "ReLU"},
+                         {"type": "Linear", "out_features": 2}],
+              "loss": "mse", "optimizer": "adam", "learning_rate": 0.003}
+
+
+def digit_targets(n_train=600, n_val=150, n_test=100, *, with_val=True) -> DatasetArrays:
+    """Four-digit numbers as digit rows (0-9, unscaled); targets [n % 7, n // 100], standardized on train."""
+    numbers = np.random.default_rng(0).choice(np.arange(1000, 10000), n_train + n_val + n_test, replace=False)
+    X = np.array([[int(c) for c in str(n)] for n in numbers], dtype=np.float32)
+    targets = np.stack([numbers % 7, numbers // 100], axis=1).astype(np.float32)
+    mean, std = targets[:n_train].mean(axis=0), targets[:n_train].std(axis=0)
+    y = (targets - mean) / std
+    cut_val, cut_test = n_train, n_train + n_val
+    X_val, y_val = (X[cut_val:cut_test], y[cut_val:cut_test]) if with_val else (None, None)
+    info = Dataset(id="digit-targets", name="digit targets", task="regression", source="synthetic (tests)",
+                   n_features=4, n_classes=0, input_shape=[4], n_train=n_train, n_test=n_test,
+                   meta={"n_outputs": 2}, builtin=False)
+    return DatasetArrays(info, X[:cut_val], y[:cut_val], X[cut_test:], y[cut_test:],
+                         {"target_mean": mean.tolist(), "target_std": std.tolist()},
+                         X_val=X_val, y_val=y_val)
+
+
+def setup_arrays(body, data: DatasetArrays, **train_body):
+    spec = parse_network_spec(body)
+    hp = parse_hyperparams(train_body, spec, max_epochs=1000, n_train=len(data.X_train))
+    model = build_model(spec, data.info.input_shape, data.info.task, data.info.n_classes, max_parameters=10**7,
+                        n_outputs=data.n_outputs)
+    return model, spec, hp, data
+
+
+def test_embedding_network_learns_two_regression_targets_scored_on_validation():
+    model, spec, hp, data = setup_arrays(EMBED_HEAD, digit_targets(), epochs=6, batch_size=32)
+    rec = Recorder()
+    train(model, spec, hp, data, rec)
+    val_losses = [r.val_loss for r in rec.epochs]
+    assert val_losses[-1] < val_losses[0]
+    assert rec.epochs[-1].train_loss < rec.epochs[0].train_loss
+    last = rec.epochs[-1]
+    assert (last.split, last.total, last.accuracy, last.correct) == ("val", 150, None, None)
+    # n // 100 is read off the first two digits, n % 7 hardly learnt in six epochs: r2 near (1 + 0) / 2
+    assert 0.3 < last.extra["r2"] <= 1.0
+
+
+@pytest.mark.parametrize("with_val, split, total", [(True, "val", 150), (False, "test", 100)])
+def test_each_epoch_is_scored_on_validation_when_there_is_one_else_on_test(with_val, split, total):
+    model, spec, hp, data = setup_arrays(EMBED_HEAD, digit_targets(with_val=with_val), epochs=1)
+    rec = Recorder()
+    train(model, spec, hp, data, rec)
+    assert (rec.epochs[0].split, rec.epochs[0].total) == (split, total)
+    engine = make_engine(model, spec, hp, data)
+    assert engine.eval_split == split
+    X, y = engine.split(split)
+    assert engine.evaluate() == engine.evaluate(split)
+    assert engine.evaluate()[0] == pytest.approx(float(np.mean((engine.outputs(X) - y) ** 2)), rel=1e-5)
+
+
+def test_the_built_ins_are_still_scored_on_test():
+    _, rec, _ = run({"layers": IRIS_MLP}, "iris", epochs=1)
+    assert (rec.epochs[0].split, rec.epochs[0].total) == ("test", 30)
+
+
+def test_any_split_can_be_predicted_and_scored_after_training():
+    model, spec, hp, data = setup_arrays(EMBED_HEAD, digit_targets(), epochs=1)
+    engine = make_engine(model, spec, hp, data)
+    train(model, spec, hp, data, Recorder(), engine=engine)
+    assert engine.splits == ("train", "val", "test")
+    for name, rows in [("train", 600), ("val", 150), ("test", 100)]:
+        outputs = engine.predict_split(name)
+        assert outputs.shape == (rows, 2)
+        loss, correct, accuracy, extra = engine.evaluate(name)
+        assert loss == pytest.approx(float(np.mean((outputs - engine.split(name)[1]) ** 2)), rel=1e-5)
+        assert correct is None and accuracy is None and "r2" in extra
+    assert data.unscale_target(engine.predict_split("test")).shape == (100, 2)  # the job layer's final metrics
+    without = make_engine(*setup_arrays(EMBED_HEAD, digit_targets(with_val=False)))
+    assert without.splits == ("train", "test")
+    with pytest.raises(ValueError, match="has no validation split"):
+        without.predict_split("val")
+    with pytest.raises(ValueError, match="unknown split 'holdout'"):
+        engine.predict_split("holdout")
+
+
+def test_two_target_r2_is_the_average_of_each_targets_r2():
+    model, spec, hp, data = setup_arrays(EMBED_HEAD, digit_targets(), epochs=1)
+    engine = make_engine(model, spec, hp, data)
+    y = np.array([[0.0, 1.0], [1.0, 3.0], [2.0, 5.0], [3.0, 7.0]], dtype=np.float32)
+    outputs = np.array([[0.0, 1.0], [1.0, 3.0], [2.0, 5.0], [3.0, 7.0]], dtype=np.float32)
+    outputs[:, 1] = 4.0  # the second target predicted by its mean: r2 0; the first exactly: r2 1
+    loss, _, _, extra = engine.score(outputs, y)
+    assert extra["r2"] == pytest.approx(0.5)
+    assert loss == pytest.approx(float(np.mean((outputs - y) ** 2)))
+
+
+@pytest.mark.parametrize("split, row, column, value", [
+    ("train", 4, 0, 12.0), ("val", 5, 1, 3.5), ("test", 0, 3, -1.0)])
+def test_data_an_embedding_cannot_look_up_is_refused_before_training(split, row, column, value):
+    data = digit_targets()
+    X = getattr(data, f"X_{split}").copy()
+    X[row, column] = value
+    setattr(data, f"X_{split}", X)
+    model, spec, hp, data = setup_arrays(EMBED_HEAD, data, epochs=1)
+    rec = Recorder()
+    problem = (rf"layers\[0\] \(Embedding\) takes whole numbers in \[0, 10\) as inputs, but the {split} split "
+               rf"has {value!r} \(row {row}, feature {column}\)")
+    with pytest.raises(ValidationError, match=problem):
+        train(model, spec, hp, data, rec)
+    assert rec.epochs == []
+
+
+def test_scaled_features_are_refused_by_an_embedding():
+    body = {"layers": [{"type": "Embedding", "num_embeddings": 10, "embedding_dim": 4}, {"type": "Flatten"},
+                       {"type": "Linear", "out_features": 3}]}
+    with pytest.raises(ValidationError, match=r"layers\[0\] \(Embedding\).*the train split has"):
+        make_engine(*setup(body, "iris"))
+
+
+def test_no_examples_for_regression_with_several_targets():
+    model, spec, hp, data = setup_arrays(EMBED_HEAD, digit_targets(), epochs=1)
+    engine = make_engine(model, spec, hp, data)
+    assert collect_examples(engine, model, data) == {"right": [], "wrong": [], "total": 100}
+
+
+def test_examples_of_a_network_without_an_output_linear_have_no_output_weights():
+    body = {"layers": [{"type": "Conv2d", "out_channels": 10, "kernel_size": 8}, {"type": "Flatten"}],
+            "learning_rate": 0.01}
+    model, spec, hp, data = setup(body, epochs=1)
+    engine = make_engine(model, spec, hp, data)
+    examples = collect_examples(engine, model, data, limit=2)
+    shown = examples["right"] + examples["wrong"]
+    assert shown and all(e["output_weights"] is None and len(e["network_output"]) == 10 for e in shown)
+    assert all(e["image_data"] for e in shown)

@@ -5,11 +5,12 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
 from livetrain.errors import ValidationError
-from livetrain.training.spec import NetworkSpec
+from livetrain.training.spec import NetworkSpec, check_layer_order
 
 
 def input_shape_for(spec: NetworkSpec, dataset_shape: list[int]) -> tuple[int, ...]:
@@ -22,9 +23,47 @@ def input_shape_for(spec: NetworkSpec, dataset_shape: list[int]) -> tuple[int, .
     return (int(math.prod(dataset_shape)),)
 
 
-def output_size(task: str, n_classes: int) -> int:
-    """How many outputs a network for this task must produce."""
-    return n_classes if task == "classification" else 1
+def output_size(task: str, n_classes: int, n_outputs: int = 1) -> int:
+    """How many outputs a network for this task must produce (`n_outputs` targets for regression)."""
+    return n_classes if task == "classification" else n_outputs
+
+
+class Embedding(nn.Embedding):
+    """`nn.Embedding` over feature rows, which arrive as floats: each value is an index.
+
+    Named like torch's layer so the layer table says "Embedding"; the state dict is the same.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # Training data is checked once, before training (`check_embedding_inputs`); checking every
+        # mini-batch would cost about a sixth of a small network's step. Other inputs (predict,
+        # evaluation) are checked here, so a bad value is a clear error, not an IndexError.
+        if not self.training:
+            _check_indices(x.detach().cpu().numpy(), self.num_embeddings, "the input")
+        return super().forward(x.long())
+
+
+def _check_indices(X: np.ndarray, num_embeddings: int, what: str) -> None:
+    """Raise naming the first value of `X` that is not a whole number in [0, num_embeddings)."""
+    if X.size == 0:
+        return
+    rows = X.reshape(len(X), -1)
+    # NaN fails every comparison, so it is caught as well
+    good = (rows >= 0) & (rows < num_embeddings) & (rows == np.floor(rows))
+    if good.all():
+        return
+    row, column = (int(i) for i in np.argwhere(~good)[0])
+    raise ValidationError(
+        f"layers[0] (Embedding) takes whole numbers in [0, {num_embeddings}) as inputs, but {what} has "
+        f"{float(rows[row, column])!r} (row {row}, feature {column}); an Embedding needs a dataset whose "
+        "features are unscaled integer codes, such as digits", detail={"layer": 0})
+
+
+def check_embedding_inputs(model: nn.Module, X: np.ndarray, what: str) -> None:
+    """Refuse inputs a first Embedding layer cannot look up; `what` names them ("the training data")."""
+    first = next(iter(model), None) if isinstance(model, nn.Sequential) else None
+    if isinstance(first, Embedding):
+        _check_indices(np.asarray(X), first.num_embeddings, what)
 
 
 def _module(layer: dict[str, Any], shape: tuple[int, ...], index: int) -> nn.Module:
@@ -61,6 +100,8 @@ def _module(layer: dict[str, Any], shape: tuple[int, ...], index: int) -> nn.Mod
             raise ValidationError(f"{where}: num_features is {declared} but the input has {shape[0]} "
                                   f"{'features' if kind == 'BatchNorm1d' else 'channels'}", detail={"layer": index})
         return getattr(nn, kind)(shape[0])
+    if kind == "Embedding":
+        return Embedding(layer["num_embeddings"], layer["embedding_dim"])
     if kind == "Flatten":
         return nn.Flatten()
     if kind == "Dropout":
@@ -78,6 +119,8 @@ def _values_out(layer: dict[str, Any], shape: tuple[int, ...]) -> int:
     kind = layer["type"]
     if kind == "Linear":
         return layer["out_features"]
+    if kind == "Embedding":
+        return math.prod(shape) * layer["embedding_dim"]
     if kind in ("Conv2d", "MaxPool2d") and len(shape) == 3:
         k = layer["kernel_size"]
         stride = layer.get("stride") or (k if kind == "MaxPool2d" else 1)
@@ -89,7 +132,10 @@ def _values_out(layer: dict[str, Any], shape: tuple[int, ...]) -> int:
     return math.prod(shape)
 
 
-def _linear_params(layer: dict[str, Any], shape: tuple[int, ...]) -> int:
+def _layer_params(layer: dict[str, Any], shape: tuple[int, ...]) -> int:
+    """Weights of the layers that can be large, counted before building them."""
+    if layer["type"] == "Embedding":
+        return layer["num_embeddings"] * layer["embedding_dim"]
     if layer["type"] == "Linear" and len(shape) == 1:
         return shape[0] * layer["out_features"] + (layer["out_features"] if layer.get("bias", True) else 0)
     if layer["type"] == "Conv2d" and len(shape) == 3:
@@ -105,25 +151,30 @@ def build_model(
     n_classes: int,
     *,
     max_parameters: int,
+    n_outputs: int = 1,
 ) -> nn.Sequential:
-    """A model for `spec`, validated by a dry forward pass; errors name the failing layer."""
+    """A model for `spec`, validated by a dry forward pass; errors name the failing layer.
+
+    `n_outputs` is how many targets a regression dataset has per row.
+    """
     torch.manual_seed(spec.seed)
     shape = input_shape_for(spec, dataset_shape)
-    expected_out = output_size(task, n_classes)
+    expected_out = output_size(task, n_classes, n_outputs)
     if spec.kind == "layer_sizes":
         return _nielsen_model(spec, shape, task, expected_out, max_parameters)
 
+    check_layer_order(spec.layers or [])  # again: specs also arrive from storage, not only from a request
     modules: list[nn.Module] = []
     total = 0
     probe = torch.zeros((1, *shape))
     for index, layer in enumerate(spec.layers or []):
         values = _values_out(layer, tuple(probe.shape[1:]))
         if values > MAX_VALUES_PER_EXAMPLE:
+            hint = "a smaller embedding_dim" if layer["type"] == "Embedding" else "fewer channels or a larger stride"
             raise ValidationError(
                 f"layers[{index}] ({layer['type']}) would produce {values:,} values per example, over the "
-                f"limit of {MAX_VALUES_PER_EXAMPLE:,}; use fewer channels or a larger stride",
-                code="too_large", detail={"layer": index})
-        total += _linear_params(layer, tuple(probe.shape[1:]))
+                f"limit of {MAX_VALUES_PER_EXAMPLE:,}; use {hint}", code="too_large", detail={"layer": index})
+        total += _layer_params(layer, tuple(probe.shape[1:]))
         if total > max_parameters:
             raise ValidationError(
                 f"the network would have more than {max_parameters:,} parameters (at layers[{index}]); "
@@ -156,8 +207,10 @@ def build_model(
 def _nielsen_model(spec: NetworkSpec, shape, task: str, expected_out: int, max_parameters: int) -> nn.Sequential:
     sizes = spec.layer_sizes or []
     if task != "classification":
+        # sigmoid outputs cannot reach standardized targets, so no last size would do
         raise ValidationError("layer_sizes networks classify (sigmoid outputs, quadratic cost); "
-                              "for a regression dataset create the network from layers with loss 'mse'")
+                              "for a regression dataset create the network from layers with loss 'mse', "
+                              f"its last Linear giving {expected_out} output(s)", detail={"field": "layer_sizes"})
     if sizes[0] != shape[0]:
         raise ValidationError(f"layer_sizes starts with {sizes[0]} inputs but the dataset has {shape[0]} features",
                               detail={"field": "layer_sizes"})

@@ -31,10 +31,17 @@ LAYER_PARAMS: dict[str, dict[str, tuple[str, bool, Any]]] = {
     "GELU": {},
     "Sigmoid": {},
     "Tanh": {},
+    "Embedding": {"num_embeddings": ("int", True, None), "embedding_dim": ("int", True, None)},
 }
 IMAGE_LAYERS = {"Conv2d", "MaxPool2d", "BatchNorm2d"}
 MAX_LAYERS = 200
 MAX_WIDTH = 1_000_000
+# (type, parameter) -> (low, high) where a whole-number parameter's range is not [1, MAX_WIDTH]
+INT_RANGES: dict[tuple[str, str], tuple[int, int]] = {
+    ("Conv2d", "padding"): (0, MAX_WIDTH),
+    ("Embedding", "num_embeddings"): (2, 100_000),
+    ("Embedding", "embedding_dim"): (1, 1024),
+}
 
 
 @dataclass
@@ -139,7 +146,7 @@ def parse_layer(index: int, raw: Any) -> dict[str, Any]:
         value = raw[name]
         label = f"{where}.{name}"
         try:
-            out[name] = _layer_value(ptype, name, value, label)
+            out[name] = _layer_value(ptype, kind, name, value, label)
         except ValidationError as exc:
             exc.detail = {"layer": index, "field": label}  # both, like every other layer error
             raise
@@ -148,15 +155,26 @@ def parse_layer(index: int, raw: Any) -> dict[str, Any]:
     return out
 
 
-def _layer_value(ptype: str, name: str, value: Any, label: str) -> Any:
+def _layer_value(ptype: str, kind: str, name: str, value: Any, label: str) -> Any:
     """One layer parameter, type- and range-checked."""
     if ptype == "int":
-        return _number(value, label, kind=int, low=1 if name != "padding" else 0, high=MAX_WIDTH)
+        low, high = INT_RANGES.get((kind, name), (1, MAX_WIDTH))
+        return _number(value, label, kind=int, low=low, high=high)
     if ptype == "float":
         return _number(value, label, kind=float, low=0.0, high=1.0 if name == "p" else 100.0)
     if not isinstance(value, bool):
         raise ValidationError(f"{label} must be true or false", detail={"field": label})
     return value
+
+
+def check_layer_order(layers: list[dict[str, Any]]) -> None:
+    """Refuse an Embedding anywhere but first: it looks up the raw input values, which only the data gives."""
+    for index, layer in enumerate(layers):
+        if index and layer["type"] == "Embedding":
+            raise ValidationError(
+                f"layers[{index}] (Embedding) must be the first layer: it looks up the dataset's integer "
+                "feature values, and a later layer would receive another layer's outputs instead",
+                detail={"layer": index, "field": f"layers[{index}].type"})
 
 
 def parse_network_spec(body: dict[str, Any]) -> NetworkSpec:
@@ -171,6 +189,7 @@ def parse_network_spec(body: dict[str, Any]) -> NetworkSpec:
         if len(layers) > MAX_LAYERS:
             raise ValidationError(f"at most {MAX_LAYERS} layers")
         parsed = [parse_layer(i, raw) for i, raw in enumerate(layers)]
+        check_layer_order(parsed)
         optimizer = _choice(body.get("optimizer", "adam"), "optimizer", OPTIMIZERS)
         default_lr = 0.01 if optimizer == "sgd" else 0.001
         return NetworkSpec(

@@ -6,7 +6,9 @@
   several times lower than autograd's (docs/benchmarks.md has the numbers).
 - `TorchEngine`: any layer-spec network, autograd, foreach optimizers, pre-shuffled slices.
 
-Both report through `TrainerCallbacks`; nothing here knows about servers or sockets.
+Both report through `TrainerCallbacks`; nothing here knows about servers or sockets. After
+each epoch the engine scores the dataset's validation split, or its test split when it has
+none (the built-ins: the original server's clients read `accuracy` as held-out accuracy).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from scipy.special import expit
 from torch import nn
 
 from livetrain.data.sources import DatasetArrays
-from livetrain.training.model import input_shape_for
+from livetrain.training.model import check_embedding_inputs, input_shape_for
 from livetrain.training.spec import HyperParams, NetworkSpec
 
 
@@ -40,6 +42,7 @@ class EpochResult:
     elapsed_time: float  # seconds of training in this epoch, evaluation excluded
     eval_time: float
     extra: dict[str, float] = field(default_factory=dict)
+    split: str = "test"  # which split val_loss, accuracy and total are of: "val" or "test"
 
 
 @dataclass
@@ -59,6 +62,9 @@ class TrainerCallbacks(Protocol):
     def on_epoch_end(self, result: EpochResult, checkpoint: dict[str, Any]) -> None: ...
 
     def should_stop(self) -> bool: ...
+
+
+SPLITS = ("train", "val", "test")
 
 
 def batch_bounds(n: int, batch_size: int) -> list[tuple[int, int]]:
@@ -96,18 +102,51 @@ class Engine:
         """What a checkpoint keeps of the optimizer."""
         return {}
 
-    def evaluate(self) -> tuple[float, int | None, float | None, dict[str, float]]:
-        """(held-out loss, correct, accuracy, extra metrics)."""
-        out = self.outputs(self.data.X_test)
-        val_loss = self.loss(out, self.data.y_test)
+    @property
+    def splits(self) -> tuple[str, ...]:
+        """The names of the splits this dataset has, "val" only when it has one."""
+        return tuple(name for name in SPLITS if name != "val" or self.data.has_val)
+
+    @property
+    def eval_split(self) -> str:
+        """The split scored after each epoch: "val" when the dataset has one, else "test"."""
+        return "val" if self.data.has_val else "test"
+
+    def split(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """The inputs and targets of split "train", "val" or "test"."""
+        if name not in SPLITS:
+            raise ValueError(f"unknown split {name!r}; one of {', '.join(SPLITS)}")
+        if name == "val" and not self.data.has_val:
+            raise ValueError(f"dataset {self.data.info.id!r} has no validation split")
+        arrays = {"train": (self.data.X_train, self.data.y_train), "val": (self.data.X_val, self.data.y_val),
+                  "test": (self.data.X_test, self.data.y_test)}
+        return arrays[name]
+
+    def predict_split(self, name: str) -> np.ndarray:
+        """Raw network outputs, one row per example, on split "train", "val" or "test"."""
+        return self.outputs(self.split(name)[0])
+
+    def evaluate(self, split: str | None = None) -> tuple[float, int | None, float | None, dict[str, float]]:
+        """(loss, correct, accuracy, extra metrics) on `split`, by default `eval_split`."""
+        X, y = self.split(split or self.eval_split)
+        return self.score(self.outputs(X), y)
+
+    def score(self, outputs: np.ndarray, y: np.ndarray) -> tuple[float, int | None, float | None, dict[str, float]]:
+        """(loss, correct, accuracy, extra metrics) of outputs against targets; r2 for regression.
+
+        With several regression targets the loss is the mean over all of them and r2 the
+        plain average of each target's r2 (scikit-learn's "uniform_average").
+        """
+        loss = self.loss(outputs, y)
         if self.classification:
-            correct = int((out.argmax(axis=1) == self.data.y_test).sum())
-            return val_loss, correct, correct / len(self.data.y_test), {}
-        pred = out.reshape(-1)
-        y = self.data.y_test
-        ss_res = float(((pred - y) ** 2).sum())
-        ss_tot = float(((y - y.mean()) ** 2).sum()) or 1.0
-        return val_loss, None, None, {"r2": 1.0 - ss_res / ss_tot}
+            correct = int((outputs.argmax(axis=1) == y).sum())
+            return loss, correct, correct / len(y), {}
+        pred = outputs.reshape(len(y), -1).astype(np.float64)
+        target = np.asarray(y, dtype=np.float64).reshape(len(y), -1)
+        ss_res = ((pred - target) ** 2).sum(axis=0)
+        ss_tot = ((target - target.mean(axis=0)) ** 2).sum(axis=0)
+        ss_tot[ss_tot == 0] = 1.0  # a constant target: r2 is then 1 - its squared error
+        return loss, None, None, {"r2": float(np.mean(1.0 - ss_res / ss_tot))}
 
 
 class NielsenEngine(Engine):
@@ -169,6 +208,8 @@ class TorchEngine(Engine):
 
     def __init__(self, model, spec, hp, data, optimizer_state: dict[str, Any] | None = None) -> None:
         super().__init__(model, spec, hp, data)
+        for name in self.splits:  # before any training: an Embedding can only look up small whole numbers
+            check_embedding_inputs(model, self.split(name)[0], f"the {name} split")
         self.shape = input_shape_for(spec, data.info.input_shape)
         self.X = torch.from_numpy(data.X_train).reshape(-1, *self.shape)
         self.y = torch.from_numpy(data.y_train)
@@ -192,7 +233,7 @@ class TorchEngine(Engine):
             return y
         if self.classification:
             return nn.functional.one_hot(y, self.data.info.n_classes).float()
-        return y.view(-1, 1)
+        return y.reshape(len(y), -1).float()  # one column per target
 
     def run_epoch(self, epoch: int, on_batch) -> float:
         generator = torch.Generator().manual_seed(self.hp.seed * 1_000_003 + epoch)
@@ -285,7 +326,7 @@ def train(
         val_loss, correct, accuracy, extra = engine.evaluate()
         eval_time = time.perf_counter() - started
         last = EpochResult(epoch, end_epoch, train_loss, val_loss, accuracy, correct,
-                           len(data.y_test), elapsed, eval_time, extra)
+                           len(engine.split(engine.eval_split)[1]), elapsed, eval_time, extra, engine.eval_split)
         checkpoint = {
             "model": model.state_dict(),
             "optimizer": engine.optimizer_state(),
