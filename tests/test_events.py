@@ -44,7 +44,10 @@ def test_subscribe_and_unsubscribe_acks(acks_app):
     network_id = create_network(client, dataset_id="iris", layer_sizes=[4, 3])["network_id"]
     sio = acks_app.extensions["socketio"].test_client(acks_app, flask_test_client=client)
     assert emit(sio, "subscribe", {"network_id": network_id}) == {"ok": True, "room": f"network:{network_id}"}
-    assert emit(sio, "subscribe", {"experiment_id": "exp1"}) == {"ok": True, "room": "experiment:exp1"}
+    experiment_id = client.post("/api/experiments", json={"name": "exp1"}).get_json()["experiment_id"]
+    assert emit(sio, "subscribe", {"experiment_id": experiment_id}) == {"ok": True,
+                                                                         "room": f"experiment:{experiment_id}"}
+    assert emit(sio, "subscribe", {"experiment_id": "nope"})["error"] == "not_found"
     assert emit(sio, "unsubscribe", {"network_id": network_id}) == {"ok": True, "room": f"network:{network_id}"}
     missing = emit(sio, "subscribe", {"run_id": "no-such-run"})
     assert (missing["ok"], missing["error"]) == (False, "not_found")

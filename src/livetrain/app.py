@@ -46,6 +46,13 @@ def _flatten(prefix: str, messages, out: list[str]) -> None:
         out.append(f"{prefix}: {messages}" if prefix else str(messages))
 
 
+UPLOAD_OVERHEAD = 64 * 1024  # multipart boundaries and form fields around an uploaded file
+
+
+def _too_large(settings: Settings) -> str:
+    return f"request body is over the limit of {settings.max_content_length} bytes (LIVETRAIN_MAX_CONTENT_LENGTH)"
+
+
 def _message(error) -> str:
     """A readable message; validation details become `field: problem` parts."""
     detail = getattr(error, "detail", None) or {}
@@ -75,7 +82,8 @@ def create_app(config: dict[str, Any] | None = None, *, async_mode: str | None =
     )
     app.config.update(
         SECRET_KEY=settings.secret_key or "livetrain-dev",
-        MAX_CONTENT_LENGTH=settings.max_content_length,
+        # the hard cap is the larger limit; `check_body` applies the one for the body's kind
+        MAX_CONTENT_LENGTH=max(settings.max_content_length, settings.max_upload_bytes + UPLOAD_OVERHEAD),
         VALIDATION_ERROR_STATUS_CODE=400,
         SYNC_LOCAL_SPEC=False,
         LIVETRAIN=settings,
@@ -84,12 +92,22 @@ def create_app(config: dict[str, Any] | None = None, *, async_mode: str | None =
     app.json.sort_keys = False  # keep the original server's fields first, as clients see them
 
     @app.before_request
-    def require_json_bodies():
+    def check_body():
         # A body the API cannot read is refused rather than silently ignored.
-        if (request.path.startswith("/api/") and request.content_length
-                and not request.is_json and request.mimetype != "multipart/form-data"):
+        length = request.content_length
+        if not request.path.startswith("/api/") or not length:
+            return None
+        upload = request.mimetype == "multipart/form-data"
+        if not request.is_json and not upload:
             return {"error": "unsupported_media_type",
                     "message": "send the request body as JSON (Content-Type: application/json)"}, 415
+        if upload and length > settings.max_upload_bytes + UPLOAD_OVERHEAD:
+            return {"error": "payload_too_large",
+                    "message": f"the upload is over the limit of {settings.max_upload_bytes} bytes "
+                               "(LIVETRAIN_MAX_UPLOAD_BYTES)"}, 413
+        if not upload and length > settings.max_content_length:
+            return {"error": "payload_too_large", "message": _too_large(settings)}, 413
+        return None
 
     @app.error_processor
     def http_error(error):
@@ -100,7 +118,7 @@ def create_app(config: dict[str, Any] | None = None, *, async_mode: str | None =
         if body["message"] == "Invalid input type.":
             body["message"] = "the request body must be a JSON object"
         if error.status_code == 413:
-            body["message"] = f"request body is over the limit of {settings.max_content_length} bytes"
+            body["message"] = _too_large(settings)
         return body, error.status_code, error.headers
 
     @app.errorhandler(LivetrainError)
@@ -116,7 +134,7 @@ def create_app(config: dict[str, Any] | None = None, *, async_mode: str | None =
         if error.code == 400 and request.is_json:
             code, message = "invalid_json", "the request body is not valid JSON"
         if error.code == 413:
-            message = f"request body is over the limit of {settings.max_content_length} bytes"
+            message = _too_large(settings)
         return {"error": code, "message": message}, error.code
 
     origins = settings.cors_origin_list()

@@ -32,7 +32,9 @@ class Settings:
     progress_interval: float = 0.25  # seconds between training_progress events of a run
     broadcast_events: bool = True  # old clients expect every training event broadcast
     max_parameters: int = 20_000_000
-    max_content_length: int = 16 * 1024 * 1024
+    max_content_length: int = 16 * 1024 * 1024  # a JSON request body
+    max_upload_bytes: int = 50 * 1024 * 1024  # an uploaded CSV file
+    max_upload_rows: int = 1_000_000
     max_epochs: int = 10_000
     max_batch_inputs: int = 10_000
     cors_origins: str = "*"  # "*" or a comma-separated list of origins
@@ -88,7 +90,8 @@ class Settings:
         """Refuse settings that cannot work, with a message naming the setting."""
         if self.async_mode not in {"eventlet", "threading", "gevent"}:
             raise ValueError("async_mode must be eventlet, threading or gevent")
-        for name in ("max_concurrent_runs", "max_parameters", "max_content_length", "max_epochs"):
+        for name in ("max_concurrent_runs", "max_parameters", "max_content_length", "max_epochs",
+                     "max_upload_bytes", "max_upload_rows"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
         if self.warm_workers < 0 or self.keep_checkpoints < 1:

@@ -1,19 +1,73 @@
-"""Datasets: the built-ins available on this server."""
+"""Datasets: built-ins, CSV uploads, generated sets; schema, preview, download, delete."""
+
+from __future__ import annotations
 
 from apiflask import APIBlueprint
-from flask import current_app
+from flask import Response, current_app, request
+
+from livetrain.errors import ValidationError
 
 bp = APIBlueprint("datasets", __name__, url_prefix="/api/datasets", tag="Datasets")
+
+
+def _svc():
+    return current_app.extensions["livetrain"]
 
 
 @bp.get("")
 def list_datasets():
     """Every dataset with its shape, task and split sizes."""
-    svc = current_app.extensions["livetrain"]
+    svc = _svc()
     return {"datasets": [d.to_dict() for d in svc.datasets.list()], "default": svc.datasets.default_id()}
+
+
+@bp.post("")
+@bp.doc(responses={201: {"description": "the new dataset"}}, description=(
+    "Either a multipart upload (field `file`: a CSV; optional fields `name`, `target` (default: the last "
+    "column), `task`, `types` (JSON object: column -> numeric|categorical|boolean|datetime|text|ignored), "
+    "`split` (three fractions, default 0.7,0.15,0.15), `seed`), or a JSON body for a generator: "
+    "`{\"generator\": \"moons\", \"params\": {...}, \"name\", \"split\", \"seed\"}`."))
+def create_dataset():
+    """Upload a CSV (multipart) or generate a dataset (JSON)."""
+    svc = _svc()
+    if request.mimetype == "multipart/form-data":
+        upload = request.files.get("file")
+        if upload is None:
+            raise ValidationError("send the CSV in a multipart field named 'file'", code="bad_parameter",
+                                  detail={"field": "file"})
+        dataset = svc.datasets.create_from_csv(upload.read(), upload.filename, request.form.to_dict())
+    else:
+        body = request.get_json(silent=True) if request.content_length else None
+        if not isinstance(body, dict):
+            raise ValidationError("send a CSV as multipart/form-data, or a JSON object naming a 'generator'",
+                                  code="bad_parameter")
+        dataset = svc.datasets.create_generated(body)
+    return svc.datasets.detail(dataset.id), 201
+
+
+@bp.get("/generators")
+def list_generators():
+    """The synthetic datasets the server can generate, with their parameters."""
+    from livetrain.data.generators import generator_catalog
+
+    return {"generators": generator_catalog()}
 
 
 @bp.get("/<dataset_id>")
 def get_dataset(dataset_id: str):
-    """One dataset."""
-    return current_app.extensions["livetrain"].datasets.get(dataset_id).to_dict()
+    """One dataset: schema, class balance, missing values, a preview of rows, split sizes."""
+    return _svc().datasets.detail(dataset_id)
+
+
+@bp.delete("/<dataset_id>")
+def delete_dataset(dataset_id: str):
+    """Delete an uploaded or generated dataset (not a built-in, not one a network or a run still uses)."""
+    return _svc().datasets.delete(dataset_id)
+
+
+@bp.get("/<dataset_id>/csv")
+@bp.doc(responses={200: {"description": "text/csv"}})
+def download_csv(dataset_id: str):
+    """The dataset as CSV: the rows as uploaded or generated; built-ins with a split column."""
+    name, data = _svc().datasets.csv_bytes(dataset_id)
+    return Response(data, mimetype="text/csv", headers={"Content-Disposition": f'attachment; filename="{name}"'})

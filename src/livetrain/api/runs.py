@@ -8,7 +8,7 @@ import io
 from apiflask import APIBlueprint
 from flask import Response, current_app
 
-from livetrain.api.schemas import MetricsQuery, RunsQuery, TrainIn, present
+from livetrain.api.schemas import MetricsQuery, RowsIn, RunsQuery, TrainIn, present
 from livetrain.store import Run
 
 bp = APIBlueprint("runs", __name__, url_prefix="/api/runs", tag="Runs")
@@ -26,18 +26,54 @@ def _svc():
 def list_runs(query):
     """Runs, newest first, paginated."""
     store = _svc().store
-    statuses = [query["status"]] if query.get("status") else None
-    runs = store.list_runs(network_id=query.get("network_id"), statuses=statuses,
-                           limit=query["limit"], offset=query["offset"])
-    total = store.count_runs(network_id=query.get("network_id"), statuses=statuses)
+    filters = {key: query.get(key) for key in ("network_id", "experiment_id", "dataset_id", "algorithm")}
+    filters["statuses"] = [query["status"]] if query.get("status") else None
+    runs = store.list_runs(limit=query["limit"], offset=query["offset"], **filters)
+    total = store.count_runs(**filters)
     return {"runs": [r.to_dict() for r in runs], "total": total,
             "limit": query["limit"], "offset": query["offset"]}
 
 
 @bp.get("/<run_id>")
 def get_run(run_id: str):
-    """One run."""
-    return _svc().runs.get(run_id).to_dict()
+    """One run, with its parameters, metrics per split, feature importances and what a rerun repeats."""
+    svc = _svc()
+    run = svc.runs.get(run_id)
+    out = run.to_dict()
+    if run.importances:
+        dataset = svc.store.get_dataset(run.dataset_id)
+        names = (dataset.meta.get("feature_names") if dataset else None) or [
+            f"x{i}" for i in range(len(run.importances))]
+        out["feature_importances"] = sorted(
+            ({"feature": n, "importance": v} for n, v in zip(names, run.importances)),
+            key=lambda item: -item["importance"])
+    return out
+
+
+@bp.post("/<run_id>/rerun")
+def rerun(run_id: str):
+    """Repeat a finished run with the same dataset, parameters and seed (so the same numbers)."""
+    return run_started(_svc().runs.rerun(run_id))
+
+
+@bp.post("/<run_id>/predict")
+@bp.input(RowsIn, arg_name="body")
+def predict(run_id: str, body):
+    """Predict raw rows with a completed run's model (through the dataset's stored preprocessing)."""
+    return _svc().models.predict(run_id, present(body))
+
+
+@bp.get("/<run_id>/model")
+@bp.doc(responses={200: {"description": "joblib file (scikit-learn) or torch state_dict + architecture"}})
+def download_model(run_id: str):
+    """Download a completed run's model; its SHA-256 is in the X-Checksum-SHA256 header."""
+    import hashlib
+
+    name, data, mimetype = _svc().models.file(run_id)
+    return Response(data, mimetype=mimetype, headers={
+        "Content-Disposition": f'attachment; filename="{name}"',
+        "X-Checksum-SHA256": hashlib.sha256(data).hexdigest(),
+    })
 
 
 @bp.post("/<run_id>/cancel")
@@ -56,6 +92,7 @@ def resume_run(run_id: str, body):
 def run_started(run: Run) -> tuple[dict, int]:
     """The 202 answer to starting a run, in the original server's shape plus the run."""
     return {"job_id": run.id, "run_id": run.id, "network_id": run.network_id,
+            "experiment_id": run.experiment_id, "algorithm": run.algorithm,
             "status": "training_started", "run": run.to_dict()}, 202
 
 

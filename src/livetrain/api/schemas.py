@@ -50,17 +50,57 @@ class TrainIn(Loose):
     weight_decay = fields.Float(load_default=None)
     seed = WholeNumber(load_default=None)
     resume = fields.Boolean(load_default=False, metadata={"description": "continue from the latest checkpoint"})
+    experiment_id = fields.String(load_default=None, metadata={"description": "default: the default experiment"})
+
+
+class ExperimentIn(Loose):
+    name = fields.String(load_default=None)
+    description = fields.String(load_default=None)
+
+
+class ExperimentRunIn(TrainIn):
+    algorithm = fields.String(load_default=None, metadata={"description": "a key of GET /api/algorithms"})
+    dataset_id = fields.String(load_default=None)
+    dataset = fields.String(load_default=None, metadata={"description": "alias of dataset_id"})
+    params = fields.Dict(load_default=None, metadata={"description": "the algorithm's tunable parameters"})
+    steps = fields.Raw(load_default=None, metadata={"description": "live steps the run is split into (default 10)"})
+    network_id = fields.String(load_default=None, metadata={"description": "train this network instead"})
+
+
+class LeaderboardQuery(Loose):
+    metric = fields.String(load_default=None, metadata={"description": "default: accuracy (r2 for regression)"})
+    split = fields.String(load_default="test", validate=OneOf(["train", "val", "test"]))
+
+
+class PageQuery(Loose):
+    limit = fields.Integer(load_default=50, validate=Range(min=1, max=500))
+    offset = fields.Integer(load_default=0, validate=Range(min=0))
+
+
+class RowsIn(Loose):
+    rows = fields.List(fields.Raw(), load_default=None,
+                       metadata={"description": "raw rows: objects by column name, or lists in column order"})
+    row = fields.Raw(load_default=None, metadata={"description": "one raw row"})
+    inputs = fields.List(fields.Raw(), load_default=None, metadata={"description": "alias of rows"})
+    input = fields.Raw(load_default=None, metadata={"description": "alias of row"})
 
 
 class PredictIn(Loose):
-    input = fields.List(fields.Raw(), load_default=None, metadata={"description": "one example's features"})
-    inputs = fields.List(fields.List(fields.Raw()), load_default=None, metadata={"description": "a batch"})
+    input = fields.Raw(load_default=None, metadata={"description": "one example's features (a row object for "
+                                                                   "uploaded tables)"})
+    inputs = fields.List(fields.Raw(), load_default=None, metadata={"description": "a batch"})
+    rows = fields.List(fields.Raw(), load_default=None, metadata={"description": "raw table rows (uploaded data)"})
+    row = fields.Raw(load_default=None, metadata={"description": "one raw table row"})
+    n = fields.Raw(load_default=None, metadata={"description": "factorization networks: the number to factor"})
     scaled = fields.Boolean(load_default=False,
                             metadata={"description": "inputs are already preprocessed (skip the dataset's scaling)"})
 
 
 class RunsQuery(Loose):
     network_id = fields.String(load_default=None)
+    experiment_id = fields.String(load_default=None)
+    dataset_id = fields.String(load_default=None)
+    algorithm = fields.String(load_default=None)
     status = fields.String(load_default=None, validate=OneOf(
         ["queued", "running", "completed", "failed", "cancelled", "interrupted"]))
     limit = fields.Integer(load_default=50, validate=Range(min=1, max=500))

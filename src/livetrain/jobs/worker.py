@@ -63,6 +63,7 @@ class JobCallbacks:
             self.store.delete(self.checkpoints.pop(0))
         self.channel.send({
             "type": "epoch",
+            "held_out_split": self.job.get("held_out_split", "test"),
             "epoch": result.epoch,
             "total_epochs": result.total_epochs,
             "train_loss": _finite(result.train_loss),
@@ -90,11 +91,71 @@ def load_verified_torch(store, ref: dict[str, Any]) -> dict[str, Any]:
     return torch.load(store.open_verified(ref["path"], ref["sha256"]), weights_only=True)
 
 
+def load_job_data(job: dict[str, Any], store):
+    """The arrays of the job's dataset: a built-in by id, a stored one from its checksummed files."""
+    from livetrain.data.stored import load_arrays
+    from livetrain.store.entities import Dataset
+
+    return load_arrays(Dataset(**job["dataset"]), job["mnist_dir"], store)
+
+
 def run_job(channel: Channel, job: dict[str, Any], cancel: threading.Event) -> None:
     """Train one job and report how it ended."""
+    if job.get("kind") == "sklearn":
+        run_sklearn_job(channel, job, cancel)
+    else:
+        run_network_job(channel, job, cancel)
+
+
+class StepReporter:
+    """Turns a scikit-learn run's steps into messages to the server."""
+
+    def __init__(self, channel: Channel, cancel: threading.Event) -> None:
+        self.channel = channel
+        self.cancel = cancel
+
+    def should_stop(self) -> bool:
+        return self.cancel.is_set()
+
+    def on_step(self, result) -> None:
+        self.channel.send({
+            "type": "step", "step": result.step, "total_steps": result.total_steps, "size": result.size,
+            "size_label": result.size_label, "train": result.train, result.held_out_split: result.val,
+            "held_out_split": result.held_out_split, "loss": _finite(result.loss),
+            "elapsed_time": result.elapsed_time, "eval_time": result.eval_time,
+        })
+
+
+def run_sklearn_job(channel: Channel, job: dict[str, Any], cancel: threading.Event) -> None:
+    """Train a scikit-learn algorithm in live steps; write its model with joblib; report the final metrics."""
+    import joblib
     import torch
 
-    from livetrain.data.sources import load_dataset
+    from livetrain.store.artifacts import ArtifactStore
+    from livetrain.training.estimators import train_estimator
+
+    torch.set_num_threads(job["torch_threads"])
+    store = ArtifactStore(Path(job["models_dir"]))
+    data = load_job_data(job, store)
+    channel.send({"type": "started", "pid": os.getpid(), "start_epoch": 0, "total_epochs": job["steps"],
+                  "n_train": len(data.X_train), "n_test": len(data.X_test)})
+    outcome = train_estimator(job["algorithm"], job["task"], job["params"], job["seed"], data,
+                              StepReporter(channel, cancel), steps=job["steps"], n_jobs=job["torch_threads"])
+    if outcome.stopped:
+        channel.send({"type": "cancelled", "epochs_done": outcome.steps_done})
+        return
+    buffer = io.BytesIO()
+    joblib.dump(outcome.model, buffer)
+    model = store.write_bytes(f"{job['artifact_dir']}/model.joblib", buffer.getvalue())
+    channel.send({"type": "completed", "steps_done": outcome.steps_done, "final": outcome.final,
+                  "importances": outcome.feature_importances, "warnings": outcome.warnings,
+                  "model": {"path": model.path, "sha256": model.sha256}})
+
+
+def run_network_job(channel: Channel, job: dict[str, Any], cancel: threading.Event) -> None:
+    """Train a torch network, checkpointing every epoch; report the final metrics on every split."""
+    import torch
+
     from livetrain.store.artifacts import ArtifactStore
     from livetrain.training.examples import collect_examples
     from livetrain.training.model import build_model
@@ -103,11 +164,12 @@ def run_job(channel: Channel, job: dict[str, Any], cancel: threading.Event) -> N
 
     torch.set_num_threads(job["torch_threads"])
     store = ArtifactStore(Path(job["models_dir"]))
-    data = load_dataset(job["dataset_id"], job["mnist_dir"])
+    data = load_job_data(job, store)
+    job["held_out_split"] = "val" if data.has_val else "test"
     spec = NetworkSpec.from_dict(job["spec"])
     hp = HyperParams.from_dict(job["hyperparams"])
     model = build_model(spec, data.info.input_shape, data.info.task, data.info.n_classes,
-                        max_parameters=job["max_parameters"])
+                        max_parameters=job["max_parameters"], n_outputs=data.n_outputs)
     start_epoch, optimizer_state = 0, None
     if job.get("init"):
         state = load_verified_torch(store, job["init"])
@@ -134,6 +196,7 @@ def run_job(channel: Channel, job: dict[str, Any], cancel: threading.Event) -> N
     last = outcome.last
     channel.send({
         "type": "completed",
+        "final": network_final_metrics(engine, spec, data),
         "epochs_done": outcome.epochs_done,
         "accuracy": last.accuracy if last else None,
         "val_loss": _finite(last.val_loss) if last else None,
@@ -143,12 +206,40 @@ def run_job(channel: Channel, job: dict[str, Any], cancel: threading.Event) -> N
     })
 
 
+def network_final_metrics(engine, spec, data) -> dict[str, Any]:
+    """The trained network scored on every split with the same metrics as the scikit-learn runs."""
+    import numpy as np
+
+    from livetrain.training.metrics import classification_metrics, factorization_rate, regression_metrics
+
+    out = {}
+    for split in ("train", "val", "test"):
+        y = getattr(data, f"y_{split}")
+        if y is None or len(y) == 0:
+            continue
+        outputs = engine.predict_split(split)
+        if data.info.task == "classification":
+            proba = None
+            if spec.kind == "layers" and spec.loss == "cross_entropy":
+                shifted = np.exp(outputs - outputs.max(axis=1, keepdims=True))
+                proba = shifted / shifted.sum(axis=1, keepdims=True)
+            out[split] = classification_metrics(y, outputs.argmax(axis=1), proba, n_classes=data.info.n_classes)
+        else:
+            predicted = data.unscale_target(outputs.reshape(y.shape))
+            out[split] = regression_metrics(data.unscale_target(y), predicted)
+            if data.info.meta.get("kind") == "factorization":
+                out[split]["factorized"] = factorization_rate(getattr(data, f"X_{split}"), predicted)
+    return out
+
+
 def serve(sock: socket.socket) -> None:
     """Serve jobs until the server says exit or goes away."""
     # Imported up front, before saying ready: that is what makes a warm worker warm.
     import sklearn.model_selection  # noqa: F401  (the built-in datasets' splits)
 
     import livetrain.data.sources  # noqa: F401
+    import livetrain.data.stored  # noqa: F401
+    import livetrain.training.estimators  # noqa: F401
     import livetrain.training.examples  # noqa: F401
     import livetrain.training.trainer  # noqa: F401
 

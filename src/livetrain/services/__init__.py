@@ -11,6 +11,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from livetrain import __version__
 from livetrain.config import Settings
 from livetrain.services.datasets import DatasetService
+from livetrain.services.experiments import ExperimentService
+from livetrain.services.models import ModelService
 from livetrain.services.networks import NetworkService
 from livetrain.services.runs import RunService
 from livetrain.store import ArtifactStore, MetadataStore
@@ -55,11 +57,16 @@ class Livetrain:
         self.artifacts = ArtifactStore(settings.models_dir)
         self.metrics = Metrics.create()
         self.emitter = emitter
-        self.datasets = DatasetService(store=self.store, settings=settings)
+        self.datasets = DatasetService(store=self.store, artifacts=self.artifacts, settings=settings,
+                                       emitter=emitter)
         self.runs = RunService(store=self.store, artifacts=self.artifacts, settings=settings, emitter=emitter,
                                metrics=self.metrics)
         self.networks = NetworkService(store=self.store, artifacts=self.artifacts, settings=settings,
                                        emitter=emitter, datasets=self.datasets, runs=self.runs)
+        self.experiments = ExperimentService(store=self.store, artifacts=self.artifacts, emitter=emitter,
+                                             runs=self.runs)
+        self.models = ModelService(store=self.store, artifacts=self.artifacts, settings=settings,
+                                   datasets=self.datasets, networks=self.networks, runs=self.runs)
         self.runner = LocalRunner(
             max_concurrent=settings.max_concurrent_runs,
             warm_workers=settings.warm_workers,
@@ -72,6 +79,7 @@ class Livetrain:
         )
         self.runs.runner = self.runner
         self.datasets.register_builtins()
+        self.experiments.ensure_default()
         self.store.register_server(self.runs.owner)
         self._closed = False
         self._sleep = sleep
@@ -117,12 +125,12 @@ class Livetrain:
         return {"version": __version__, "broadcast_events": self.emitter.broadcast, "ts": time.time()}
 
     def exists(self, key: str, value: str) -> bool:
-        """Whether a run or network of that id exists (for subscriptions)."""
+        """Whether a run, network or experiment of that id exists (for subscriptions)."""
         if key == "run_id":
             return self.store.get_run(value) is not None
         if key == "network_id":
             return self.store.get_network(value) is not None
-        return True  # experiments arrive with the experiments feature; rooms cost nothing
+        return self.store.get_experiment(value) is not None
 
     def close(self) -> None:
         """Stop workers; runs that were going are marked interrupted (and can be resumed)."""

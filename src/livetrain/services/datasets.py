@@ -1,18 +1,83 @@
-"""Datasets: what exists, and their arrays for the server's own predictions."""
+"""Datasets: the built-ins, uploaded CSVs and generated sets; their arrays, schema and raw-row preprocessing."""
 
 from __future__ import annotations
 
-from livetrain.data.sources import DatasetArrays, available_datasets, default_dataset_id, load_dataset
-from livetrain.errors import NotFound, ValidationError
+import io
+import json
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from typing import Any
+
+import numpy as np
+
+from livetrain.concurrency import run_blocking
+from livetrain.data.sources import DatasetArrays, available_datasets, default_dataset_id
+from livetrain.data.stored import dataset_dir, load_arrays, load_pipeline, preprocessing_of, write_dataset_files
+from livetrain.errors import Conflict, NotFound, PayloadTooLarge, ValidationError
 from livetrain.store import Dataset
+from livetrain.store.entities import ACTIVE_STATUSES
+
+PREVIEW_ROWS = 10
+PIPELINE_CACHE_SIZE = 8
+
+
+def _parse_json_field(value: Any, name: str, kind: type) -> Any:
+    """A form field that carries JSON (types, split), or the value itself when it came as JSON."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, str) and kind is not str:
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError:
+            if kind is list:  # "0.7,0.15,0.15" is accepted too
+                try:
+                    return [float(part) for part in value.split(",")]
+                except ValueError:
+                    pass
+            raise ValidationError(f"{name} must be JSON ({kind.__name__})", code="bad_parameter",
+                                  detail={"field": name}) from None
+    if not isinstance(value, kind):
+        raise ValidationError(f"{name} must be a {'list' if kind is list else 'JSON object'}",
+                              code="bad_parameter", detail={"field": name})
+    return value
+
+
+def _seed(value: Any) -> int:
+    if value is None or value == "":
+        return 0
+    try:
+        seed = int(value)
+    except (TypeError, ValueError):
+        seed = -1
+    if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()) or not 0 <= seed < 2**31:
+        raise ValidationError("seed must be a whole number between 0 and 2147483647", code="bad_parameter",
+                              detail={"field": "seed"})
+    return seed
+
+
+def _fractions(value: Any) -> tuple[float, float, float]:
+    parsed = _parse_json_field(value, "split", list)
+    if parsed is None:
+        return (0.7, 0.15, 0.15)
+    if len(parsed) != 3 or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in parsed):
+        raise ValidationError("split must be three fractions (train, validation, test), e.g. [0.7, 0.15, 0.15]",
+                              code="bad_split", detail={"field": "split"})
+    return tuple(float(v) for v in parsed)  # type: ignore[return-value]
 
 
 class DatasetService:
-    """Registers the built-in datasets and looks them up."""
+    """Registers the built-ins; creates, describes and deletes user datasets."""
 
-    def __init__(self, *, store, settings) -> None:
+    def __init__(self, *, store, artifacts, settings, emitter=None) -> None:
         self.store = store
+        self.artifacts = artifacts
         self.settings = settings
+        self.emitter = emitter
+        self._pipelines: OrderedDict[str, Any] = OrderedDict()
+        self._summaries: dict[str, dict[str, Any]] = {}
+        self._lock = threading.Lock()
 
     def register_builtins(self) -> list[Dataset]:
         """Record every built-in dataset available here (MNIST only when its files are present)."""
@@ -37,6 +102,246 @@ class DatasetService:
             raise NotFound(f"no dataset {dataset_id!r}; known: {known}")
         return dataset
 
-    def arrays(self, dataset_id: str) -> DatasetArrays:
-        """The dataset's arrays (cached)."""
-        return load_dataset(dataset_id, self.settings.resolved_mnist_dir)
+    def arrays(self, dataset: Dataset | str) -> DatasetArrays:
+        """The dataset's split arrays (cached)."""
+        info = self.get(dataset) if isinstance(dataset, str) else dataset
+        return load_arrays(info, self.settings.resolved_mnist_dir, self.artifacts)
+
+    # -- creating -------------------------------------------------------------
+    def create_from_csv(self, data: bytes, filename: str | None, form: dict[str, Any]) -> Dataset:
+        """Parse, type, split and preprocess an uploaded CSV; store it (or nothing, on any error)."""
+        from livetrain.data import tabular
+
+        if len(data) > self.settings.max_upload_bytes:
+            raise PayloadTooLarge(f"the file is {len(data)} bytes, over the limit of "
+                                  f"{self.settings.max_upload_bytes} (LIVETRAIN_MAX_UPLOAD_BYTES)")
+        options = self._options(form)
+        name = options["name"] or (filename or "upload.csv").rsplit("/", 1)[-1].removesuffix(".csv") or "upload"
+
+        def prepare():
+            frame = tabular.read_csv(data, max_rows=self.settings.max_upload_rows)
+            return frame, tabular.prepare_table(frame, target=options["target"], types=options["types"],
+                                                task=options["task"], fractions=options["fractions"],
+                                                seed=options["seed"])
+
+        frame, prepared = run_blocking(prepare)
+        return self._store(name, f"uploaded file {filename or 'upload.csv'}", options["description"],
+                           frame, prepared, data, {"origin": "upload", "filename": filename})
+
+    def create_generated(self, body: dict[str, Any]) -> Dataset:
+        """Generate a synthetic dataset (factorization, blobs, moons, ...) and store it like an upload."""
+        from livetrain.data import generators, tabular
+
+        kind = body.get("generator")
+        if not isinstance(kind, str):
+            raise ValidationError("send 'generator' (one of: "
+                                  + ", ".join(g["key"] for g in generators.generator_catalog()) + ")",
+                                  code="unknown_generator", detail={"field": "generator"})
+        params = body.get("params") or {}
+        if not isinstance(params, dict):
+            raise ValidationError("params must be a JSON object", code="bad_parameter", detail={"field": "params"})
+        options = self._options(body)
+
+        def prepare():
+            made = generators.generate(kind, params)
+            prepared = tabular.prepare_table(made.frame, target=made.target, task=made.task,
+                                             fractions=options["fractions"], seed=options["seed"],
+                                             passthrough=made.passthrough)
+            return made, prepared, made.frame.to_csv(index=False).encode()
+
+        made, prepared, csv_bytes = run_blocking(prepare)
+        name = options["name"] or f"{kind}-{uuid.uuid4().hex[:4]}"
+        return self._store(name, f"generated: {kind}", options["description"] or made.description, made.frame,
+                           prepared, csv_bytes, {"origin": "generator", "generator": kind, "params": params,
+                                                 **made.meta})
+
+    def _options(self, form: dict[str, Any]) -> dict[str, Any]:
+        from livetrain.services.networks import check_name
+
+        target = form.get("target")
+        if isinstance(target, str) and target.startswith("["):
+            target = _parse_json_field(target, "target", list)
+        task = form.get("task") or None
+        if task not in (None, "classification", "regression"):
+            raise ValidationError("task must be classification or regression (or left out to infer it)",
+                                  code="bad_parameter", detail={"field": "task"})
+        description = form.get("description") or ""
+        if not isinstance(description, str) or len(description) > 2000:
+            raise ValidationError("description must be text of at most 2000 characters", code="bad_parameter",
+                                  detail={"field": "description"})
+        return {
+            "name": check_name(form["name"]) if form.get("name") else None,
+            "target": target or None,
+            "types": _parse_json_field(form.get("types"), "types", dict),
+            "task": task,
+            "fractions": _fractions(form.get("split")),
+            "seed": _seed(form.get("seed")),
+            "description": description,
+        }
+
+    def _store(self, name: str, source: str, description: str, frame, prepared, csv_bytes: bytes,
+               meta: dict[str, Any]) -> Dataset:
+        from livetrain.data import tabular
+
+        dataset_id = uuid.uuid4().hex[:12]
+        schema = prepared.schema
+        n_outputs = len(schema.targets) if schema.task == "regression" else 1
+        meta = {
+            **meta,
+            "schema": schema.to_dict(),
+            "classes": prepared.classes,
+            "feature_names": prepared.feature_names,
+            "split": {"fractions": list(prepared.fractions), "seed": prepared.split_seed, "stratified":
+                      schema.task == "classification"},
+            "summary": prepared.summary,
+            "n_outputs": n_outputs,
+            "passthrough": schema.passthrough,
+            "image": False,
+            **preprocessing_of(prepared),
+        }
+        dataset = Dataset(
+            id=dataset_id, name=name, task=schema.task, source=source[:200],
+            n_features=int(prepared.X_train.shape[1]),
+            n_classes=len(prepared.classes) if prepared.classes is not None else 0,
+            input_shape=[int(prepared.X_train.shape[1])],
+            n_train=len(prepared.X_train), n_test=len(prepared.X_test), n_val=len(prepared.X_val),
+            description=description, meta=meta, builtin=False,
+            content_sha256=tabular.dataset_hash(frame),
+        )
+        try:
+            dataset.files = run_blocking(write_dataset_files, self.artifacts, dataset_id, prepared, csv_bytes)
+            dataset = self.store.upsert_dataset(dataset)
+        except BaseException:
+            self.artifacts.delete(dataset_dir(dataset_id))  # nothing half-stored
+            raise
+        if self.emitter is not None:
+            self.emitter.resource("dataset_created", {"dataset_id": dataset.id, "name": dataset.name,
+                                                      "task": dataset.task, "ts": time.time()})
+        return dataset
+
+    # -- describing -----------------------------------------------------------
+    def detail(self, dataset_id: str) -> dict[str, Any]:
+        """The dataset with its schema, class balance, missing values and a preview of rows."""
+        dataset = self.get(dataset_id)
+        out = dataset.to_dict()
+        meta = out.pop("meta")
+        out["meta"] = {k: v for k, v in meta.items() if k not in ("schema", "summary", "feature_names")}
+        if dataset.builtin:
+            summary = self._builtin_summary(dataset)
+            out.update(summary)
+        else:
+            summary = meta.get("summary", {})
+            out.update(schema=meta.get("schema"), feature_names=meta.get("feature_names"),
+                       class_balance=summary.get("class_balance"), missing=summary.get("missing"),
+                       preview=summary.get("preview"), n_rows=summary.get("n_rows"))
+        out["splits"] = {"train": dataset.n_train, "val": dataset.n_val, "test": dataset.n_test}
+        return out
+
+    def _builtin_summary(self, dataset: Dataset) -> dict[str, Any]:
+        with self._lock:
+            if dataset.id in self._summaries:
+                return self._summaries[dataset.id]
+        arrays = run_blocking(self.arrays, dataset)
+        y = np.concatenate([arrays.y_train, arrays.y_test])
+        if dataset.task == "classification":
+            labels, counts = np.unique(y, return_counts=True)
+            balance = {str(int(k)): int(v) for k, v in zip(labels, counts)}
+        else:
+            balance = None
+        columns = [f"x{i}" for i in range(dataset.n_features)]
+        preview = None
+        if not arrays.is_image:  # pixels make a poor table; the page shows images for those
+            preview = [dict(zip(columns, (round(float(v), 4) for v in row))) | {"target": _plain(t)}
+                       for row, t in zip(arrays.X_train[:PREVIEW_ROWS], arrays.y_train[:PREVIEW_ROWS])]
+        summary = {
+            "schema": {"features": columns if not arrays.is_image else f"{dataset.n_features} pixels",
+                       "targets": ["target"], "task": dataset.task,
+                       "note": "built-in: features are already scaled as the preview shows"},
+            "class_balance": balance,
+            "missing": {},
+            "preview": preview,
+            "n_rows": int(len(y)),
+        }
+        with self._lock:
+            self._summaries[dataset.id] = summary
+        return summary
+
+    def csv_bytes(self, dataset_id: str) -> tuple[str, bytes]:
+        """(file name, CSV): the rows as given for stored datasets; built-ins as their arrays plus a split."""
+        dataset = self.get(dataset_id)
+        if not dataset.builtin:
+            ref = dataset.files["csv"]
+            return f"{dataset.name}.csv", self.artifacts.open_verified(ref["path"], ref["sha256"]).getvalue()
+
+        def build() -> bytes:
+            import pandas as pd
+
+            arrays = self.arrays(dataset)
+            frames = []
+            for split, X, y in (("train", arrays.X_train, arrays.y_train), ("test", arrays.X_test, arrays.y_test)):
+                frame = pd.DataFrame(X, columns=[f"x{i}" for i in range(X.shape[1])])
+                frame["target"] = arrays.unscale_target(y) if dataset.task == "regression" else y
+                frame["split"] = split
+                frames.append(frame)
+            out = io.StringIO()
+            pd.concat(frames).to_csv(out, index=False, float_format="%.6g")
+            return out.getvalue().encode()
+
+        return f"{dataset.id}.csv", run_blocking(build)
+
+    # -- predictions on raw rows -------------------------------------------------
+    def pipeline(self, dataset: Dataset):
+        """The fitted preprocessing of a stored dataset (cached)."""
+        key = dataset.files["pipeline"]["sha256"]
+        with self._lock:
+            if key in self._pipelines:
+                self._pipelines.move_to_end(key)
+                return self._pipelines[key]
+        pipeline = load_pipeline(dataset, self.artifacts)
+        with self._lock:
+            self._pipelines[key] = pipeline
+            while len(self._pipelines) > PIPELINE_CACHE_SIZE:
+                self._pipelines.popitem(last=False)
+        return pipeline
+
+    def features(self, dataset: Dataset, rows: list) -> np.ndarray:
+        """Raw rows (dicts by column name, or lists in column order) through the dataset's preprocessing."""
+        from livetrain.data import tabular
+
+        if dataset.builtin:
+            arrays = self.arrays(dataset)
+            try:
+                X = np.asarray(rows, dtype=np.float32)
+            except (TypeError, ValueError):
+                raise ValidationError("every row must be a list of numbers", code="bad_input") from None
+            if X.ndim != 2 or X.shape[1] != dataset.n_features:
+                raise ValidationError(f"each row must have {dataset.n_features} numbers (dataset {dataset.id})",
+                                      code="bad_input")
+            return arrays.preprocess(X)
+        schema = tabular.Schema.from_dict(dataset.meta["schema"])
+        return tabular.transform_rows(self.pipeline(dataset), schema, rows)
+
+    # -- deleting ---------------------------------------------------------------
+    def delete(self, dataset_id: str) -> dict[str, Any]:
+        """Remove an uploaded or generated dataset and its files; built-ins and datasets in use stay."""
+        dataset = self.get(dataset_id)
+        if dataset.builtin:
+            raise Conflict(f"{dataset.id} is a built-in dataset and cannot be deleted", code="builtin_dataset")
+        networks = self.store.networks_using(dataset.id)
+        if networks:
+            raise Conflict(f"dataset {dataset.id} is used by network(s) {', '.join(networks)}; delete them first",
+                           code="dataset_in_use", detail={"network_ids": networks})
+        active = self.store.list_runs(dataset_id=dataset.id, statuses=ACTIVE_STATUSES)
+        if active:
+            raise Conflict(f"dataset {dataset.id} is being trained on by run(s) "
+                           f"{', '.join(r.id for r in active)}; cancel them first",
+                           code="dataset_in_use", detail={"run_ids": [r.id for r in active]})
+        self.store.delete_dataset(dataset.id)
+        on_disk = self.artifacts.delete(dataset_dir(dataset.id))
+        if self.emitter is not None:
+            self.emitter.resource("dataset_deleted", {"dataset_id": dataset.id, "ts": time.time()})
+        return {"dataset_id": dataset.id, "deleted": True, "deleted_from_disk": on_disk}
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if hasattr(value, "item") else value

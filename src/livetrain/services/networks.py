@@ -20,6 +20,15 @@ from livetrain.training.spec import NetworkSpec, parse_network_spec
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.-]{0,99}$")
 MODEL_CACHE_SIZE = 8
+# what a network on a factorization dataset is when the user names no layers: an embedding over the
+# digits and a regression head giving the two factors
+FACTORIZATION_NETWORK = {
+    "layers": [{"type": "Embedding", "num_embeddings": 10, "embedding_dim": 8}, {"type": "Flatten"},
+               {"type": "Linear", "out_features": 128}, {"type": "ReLU"},
+               {"type": "Linear", "out_features": 64}, {"type": "ReLU"},
+               {"type": "Linear", "out_features": 2}],
+    "loss": "mse", "optimizer": "adam", "learning_rate": 0.003,
+}
 
 
 def check_name(name: Any, what: str = "name") -> str:
@@ -40,6 +49,18 @@ def _has_bool(rows: list) -> bool:
         elif isinstance(value, bool):
             return True
     return False
+
+
+def _null_path(rows: list, name: str, single: bool) -> str | None:
+    """Where the first null sits in (nested) input lists, as `input[3]` or `inputs[0][2]`; None if none."""
+    stack = [(f"{name}" if single else f"{name}[{i}]", row) for i, row in enumerate(rows)]
+    while stack:
+        path, value = stack.pop(0)
+        if value is None:
+            return path
+        if isinstance(value, list):
+            stack[:0] = [(f"{path}[{i}]", v) for i, v in enumerate(value)]
+    return None
 
 
 class NetworkService:
@@ -69,15 +90,22 @@ class NetworkService:
         dataset_id = body.get("dataset_id") or body.get("dataset") or self.datasets.default_id()
         dataset = self.datasets.get(dataset_id)
         body = dict(body)
+        n_outputs = int(dataset.meta.get("n_outputs", 1))
         if body.get("layer_sizes") is None and body.get("layers") is None:
-            body["layer_sizes"] = ([784, 30, 10] if dataset.id == "mnist"
-                                   else [dataset.n_features, 30, max(dataset.n_classes, 1)])
+            if dataset.meta.get("kind") == "factorization":
+                body.update(FACTORIZATION_NETWORK)
+            elif dataset.task == "regression":  # sigmoid outputs cannot reach standardized targets
+                body.update(layers=[{"type": "Linear", "out_features": 64}, {"type": "ReLU"},
+                                    {"type": "Linear", "out_features": n_outputs}], loss="mse")
+            else:
+                body["layer_sizes"] = ([784, 30, 10] if dataset.id == "mnist"
+                                       else [dataset.n_features, 30, max(dataset.n_classes, 1)])
         spec = parse_network_spec(body)
         name = check_name(body["name"]) if body.get("name") is not None else None
 
         def build():
             model = build_model(spec, dataset.input_shape, dataset.task, dataset.n_classes,
-                                max_parameters=self.settings.max_parameters)
+                                max_parameters=self.settings.max_parameters, n_outputs=n_outputs)
             return parameter_count(model), describe_layers(model, spec, dataset.input_shape)
 
         count, layers = run_blocking(build)
@@ -153,7 +181,8 @@ class NetworkService:
         dataset = self.datasets.get(network.dataset_id)
         spec = NetworkSpec.from_dict(network.spec)
         model = build_model(spec, dataset.input_shape, dataset.task, dataset.n_classes,
-                            max_parameters=self.settings.max_parameters)
+                            max_parameters=self.settings.max_parameters,
+                            n_outputs=int(dataset.meta.get("n_outputs", 1)))
         state = torch.load(self.artifacts.open_verified(version.weights_path, version.weights_sha256),
                            weights_only=True)
         model.load_state_dict(state["state_dict"])
@@ -164,9 +193,14 @@ class NetworkService:
                 self._models.popitem(last=False)
         return model
 
-    def predict(self, network_id: str, body: dict[str, Any]) -> dict[str, Any]:
+    def predict(self, network_id: str, body: dict[str, Any], version_number: int | None = None) -> dict[str, Any]:
         """Outputs for one input (`input`) or a batch (`inputs`), in the dataset's raw units."""
         network = self.get(network_id)
+        dataset = self.datasets.get(network.dataset_id)
+        if dataset.meta.get("kind") == "factorization" and "n" in body:
+            return self.factorize(network, dataset, body["n"], version_number)
+        if not dataset.builtin and not dataset.meta.get("passthrough"):
+            return self._predict_rows(network, dataset, body, version_number)
         single = "input" in body
         if single == ("inputs" in body):
             raise ValidationError("send either 'input' (one example) or 'inputs' (a list of examples)")
@@ -178,6 +212,9 @@ class NetworkService:
         dataset = self.datasets.get(network.dataset_id)
         if _has_bool(rows):
             raise ValidationError("inputs must be numbers, not true/false")
+        null = _null_path(rows, "input" if single else "inputs", single)
+        if null:
+            raise ValidationError(f"{null}: every value must be a number, not null", detail={"field": null})
         try:
             with np.errstate(over="ignore"):  # beyond float32 becomes inf, refused just below
                 X = np.asarray(rows, dtype=np.float32)
@@ -189,9 +226,50 @@ class NetworkService:
                                   f"(dataset {dataset.id}), got shape {list(np.shape(rows))[1:]}")
         if not np.isfinite(X).all():
             raise ValidationError("inputs must be finite numbers")
-        version = self.version(network)
-        scaled = bool(body.get("scaled", False))
+        version = self.version(network, version_number)
+        scaled = bool(body.get("scaled", False)) or not dataset.builtin  # stored passthrough sets are not scaled
         return run_blocking(self._predict, network, version, dataset, X, scaled, single)
+
+    def _predict_rows(self, network, dataset, body: dict[str, Any], version_number: int | None) -> dict[str, Any]:
+        """Raw table rows (dicts by column, or lists in column order) through the dataset's pipeline."""
+        single = "input" in body or "row" in body
+        rows = [body.get("input", body.get("row"))] if single else body.get("inputs", body.get("rows"))
+        if not isinstance(rows, list) or not rows:
+            raise ValidationError("send 'rows' (a list of rows: objects by column name) or 'row' (one)",
+                                  code="bad_input")
+        if len(rows) > self.settings.max_batch_inputs:
+            raise ValidationError(f"at most {self.settings.max_batch_inputs} rows per request", code="bad_input")
+        version = self.version(network, version_number)
+        X = run_blocking(self.datasets.features, dataset, rows)
+        result = run_blocking(self._predict, network, version, dataset, X, True, single)
+        classes = dataset.meta.get("classes")
+        if classes:
+            for item in result["predictions"]:
+                item["class_index"] = item["predicted"]
+                item["predicted"] = classes[item["predicted"]]
+            if single:
+                result["prediction"] = result["predictions"][0]["predicted"]
+        return result
+
+    def factorize(self, network, dataset, n: Any, version_number: int | None = None) -> dict[str, Any]:
+        """The factors a factorization network predicts for `n`, its raw outputs, and whether they multiply to n."""
+        from livetrain.data.generators import encode_number
+
+        if isinstance(n, bool) or not isinstance(n, int) or n < 4:
+            raise ValidationError("n must be a whole number of at least 4", code="bad_input", detail={"field": "n"})
+        digits = encode_number(n, int(dataset.meta["n_digits"]))
+        version = self.version(network, version_number)
+        X = np.asarray([digits], dtype=np.float32)
+        result = run_blocking(self._predict, network, version, dataset, X, True, True)
+        raw = [float(v) for v in result["predictions"][0]["predicted"]]
+        factors = sorted(max(0, round(v)) for v in raw)
+        return {
+            "network_id": network.id, "version": version.version, "n": n, "digits": digits,
+            "factors": factors, "raw_outputs": raw, "product": factors[0] * factors[1],
+            "correct": factors[0] * factors[1] == n and factors[0] > 1,
+            "in_range": dataset.meta.get("low", 0) <= n <= dataset.meta.get("high", n),
+            "note": "a demonstration: the network guesses factors from digit patterns; it does not factorize",
+        }
 
     def _predict(self, network, version, dataset, X, scaled: bool, single: bool) -> dict[str, Any]:
         import torch
@@ -212,6 +290,9 @@ class NetworkService:
                 if spec.kind == "layers" and spec.loss == "cross_entropy":
                     probs = np.exp(row - row.max())
                     item["probabilities"] = [float(v) for v in probs / probs.sum()]
+            elif len(row) > 1:  # several targets
+                item = {"predicted": [float(v) for v in arrays.unscale_target(row)],
+                        "output": [float(v) for v in row]}
             else:
                 item = {"predicted": float(arrays.unscale_target(row[0])), "output": [float(row[0])]}
             predictions.append(item)

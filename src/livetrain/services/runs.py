@@ -14,9 +14,9 @@ import time
 import uuid
 from typing import Any
 
-from livetrain.errors import Conflict, NotFound
-from livetrain.store import Network, NetworkVersion, Run, RunEvent, RunStatus
-from livetrain.store.entities import ACTIVE_STATUSES
+from livetrain.errors import Conflict, NotFound, ValidationError
+from livetrain.store import Dataset, Network, NetworkVersion, Run, RunEvent, RunStatus
+from livetrain.store.entities import ACTIVE_STATUSES, DEFAULT_EXPERIMENT_ID, NETWORK_ALGORITHM
 from livetrain.training.spec import NetworkSpec, parse_hyperparams
 
 log = logging.getLogger(__name__)
@@ -34,9 +34,41 @@ STORED_EVENTS = {"run_created", "training_started", "training_update", "training
                  "training_cancelled", "training_interrupted"}
 
 
+DEFAULT_STEPS = 10
+LIBRARIES = ("numpy", "scikit-learn", "torch", "pandas", "joblib")
+
+
+def library_versions() -> dict[str, str]:
+    """The versions a run's numbers depend on, recorded with the run."""
+    import platform
+    from importlib import metadata
+
+    from livetrain import __version__
+
+    versions = {"python": platform.python_version(), "livetrain": __version__}
+    for name in LIBRARIES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def dataset_job(dataset: Dataset) -> dict[str, Any]:
+    """What a worker needs to load a dataset's arrays (files included, which the API never shows)."""
+    return {**dataset.to_dict(), "files": dataset.files}
+
+
 def owner_token() -> str:
     """Who runs a local job: host, process, and this server instance."""
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def _whole(value: Any, name: str, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | float) or int(value) != value or not low <= value <= high:
+        raise ValidationError(f"{name} must be a whole number between {low} and {high}", code="bad_parameter",
+                              detail={"field": name})
+    return int(value)
 
 
 def _pid_alive(pid: int) -> bool:
@@ -93,9 +125,18 @@ class RunService:
             raise Conflict(f"network {network.id} is already training (run {busy.id}); "
                            "cancel it first or wait for it to end", detail={"run_id": busy.id})
 
+    def experiment_id(self, value: Any) -> str:
+        """The experiment a new run goes to: the one named (it must exist), else the default."""
+        if value is None:
+            return DEFAULT_EXPERIMENT_ID
+        if not isinstance(value, str) or self.store.get_experiment(value) is None:
+            raise NotFound(f"no experiment {value!r}", detail={"field": "experiment_id"})
+        return value
+
     def start(self, network_id: str, body: dict[str, Any]) -> Run:
         """Queue a run of a network (from fresh weights, or its latest checkpoint with `resume`)."""
         network, dataset = self._network_and_dataset(network_id)
+        experiment_id = self.experiment_id(body.get("experiment_id"))
         self._check_idle(network)
         spec = NetworkSpec.from_dict(network.spec)
         hp = parse_hyperparams(body, spec, max_epochs=self.settings.max_epochs, n_train=dataset.n_train)
@@ -104,13 +145,98 @@ class RunService:
             source = self.store.latest_checkpointed_run(network.id)
             if source is None:
                 raise Conflict(f"network {network.id} has no checkpoint to resume from; train it first")
-        return self._queue(network, hp.to_dict(), source)
+        return self._queue(network, hp.to_dict(), source, experiment_id=experiment_id)
+
+    def start_algorithm(self, experiment_id: str, body: dict[str, Any]) -> Run:
+        """Queue a run of a scikit-learn algorithm on a dataset, in an experiment."""
+        from livetrain.training.algorithms import get_algorithm, resolve_params, resolve_steps
+
+        if body.get("network_id") is not None:
+            return self.start(body["network_id"], {**body, "experiment_id": experiment_id})
+        experiment_id = self.experiment_id(experiment_id)
+        key = body.get("algorithm")
+        if not isinstance(key, str):
+            raise ValidationError("send 'algorithm' (see GET /api/algorithms) or 'network_id'",
+                                  code="unknown_algorithm", detail={"field": "algorithm"})
+        algorithm = get_algorithm(key)
+        dataset_id = body.get("dataset_id") or body.get("dataset")
+        if not isinstance(dataset_id, str):
+            raise ValidationError("send 'dataset_id' (see GET /api/datasets)", code="bad_parameter",
+                                  detail={"field": "dataset_id"})
+        dataset = self.store.get_dataset(dataset_id)
+        if dataset is None:
+            raise NotFound(f"no dataset {dataset_id!r}", detail={"field": "dataset_id"})
+        params = resolve_params(key, dataset.task, body.get("params"))
+        if dataset.task == "regression" and dataset.meta.get("n_outputs", 1) > 1 and not algorithm.multi_output:
+            raise ValidationError(f"{key} does not predict several targets at once; dataset {dataset.id} has "
+                                  f"{dataset.meta['n_outputs']}", code="unsupported_task")
+        seed = _whole(body.get("seed", 0), "seed", 0, 2**31 - 1)
+        steps = int(params["epochs"]) if algorithm.strategy == "epochs" else resolve_steps(
+            body.get("steps", DEFAULT_STEPS))
+        return self._queue_algorithm(key, dataset, params, seed, steps, experiment_id)
+
+    def _queue_algorithm(self, key: str, dataset: Dataset, params: dict[str, Any], seed: int, steps: int,
+                         experiment_id: str, rerun_of: str | None = None) -> Run:
+        run = Run(
+            id=uuid.uuid4().hex[:12], network_id=None, dataset_id=dataset.id, status=RunStatus.QUEUED.value,
+            params=params, experiment_id=experiment_id, algorithm=key, seed=seed, total_epochs=steps,
+            owner=self.owner, rerun_of=rerun_of,
+            repro={**self._repro(dataset, params, seed), "steps": steps},
+        )
+        self.store.create_run(run)
+        job = {
+            "kind": "sklearn",
+            "run_id": run.id,
+            "dataset_id": dataset.id,
+            "dataset": dataset_job(dataset),
+            "mnist_dir": str(self.settings.resolved_mnist_dir),
+            "models_dir": str(self.settings.models_dir),
+            "artifact_dir": f"runs/{run.id}",
+            "algorithm": key,
+            "task": dataset.task,
+            "params": params,
+            "seed": seed,
+            "steps": steps,
+            "torch_threads": self.settings.torch_threads(),
+        }
+        self._announce(run)
+        self.runner.submit(run.id, job)
+        return run
+
+    def _repro(self, dataset: Dataset, params: dict[str, Any], seed: int | None) -> dict[str, Any]:
+        return {"dataset_id": dataset.id, "dataset_sha256": dataset.content_sha256, "params": params, "seed": seed,
+                "versions": library_versions()}
+
+    def rerun(self, run_id: str) -> Run:
+        """Repeat a finished run: same data, parameters and seed, so the same numbers."""
+        source = self.get(run_id)
+        if RunStatus(source.status).active:
+            raise Conflict(f"run {run_id} is still {source.status}; rerun it once it has ended")
+        dataset = self.store.get_dataset(source.dataset_id)
+        if dataset is None:
+            raise Conflict(f"run {run_id} trained on dataset {source.dataset_id!r}, which has been deleted")
+        recorded = source.repro.get("dataset_sha256")
+        if recorded and dataset.content_sha256 and recorded != dataset.content_sha256:
+            raise Conflict(f"dataset {dataset.id} no longer holds the data run {run_id} trained on")
+        experiment_id = source.experiment_id if self.store.get_experiment(source.experiment_id or "") else \
+            DEFAULT_EXPERIMENT_ID
+        if source.algorithm != NETWORK_ALGORITHM:
+            return self._queue_algorithm(source.algorithm, dataset, source.params, source.seed or 0,
+                                         source.total_epochs, experiment_id, rerun_of=source.id)
+        if source.resumed_from:
+            raise Conflict(f"run {run_id} continued run {source.resumed_from}; rerun that one instead")
+        network, _ = self._network_and_dataset(source.network_id)
+        self._check_idle(network)
+        return self._queue(network, source.params, None, experiment_id=experiment_id, rerun_of=source.id)
 
     def resume(self, run_id: str, body: dict[str, Any]) -> Run:
         """Continue a finished run from its own last checkpoint (by default for its remaining epochs)."""
         source = self.get(run_id)
         if RunStatus(source.status).active:
             raise Conflict(f"run {run_id} is still {source.status}")
+        if source.algorithm != NETWORK_ALGORITHM:
+            raise Conflict(f"run {run_id} is a scikit-learn run ({source.algorithm}); those train in one go "
+                           "and cannot be resumed: rerun it, or start a run with more estimators")
         if source.checkpoint_path is None:
             raise Conflict(f"run {run_id} left no checkpoint to resume from")
         network, dataset = self._network_and_dataset(source.network_id)
@@ -124,15 +250,24 @@ class RunService:
         hp = parse_hyperparams(merged, spec, max_epochs=self.settings.max_epochs, n_train=dataset.n_train)
         return self._queue(network, hp.to_dict(), source)
 
-    def _queue(self, network: Network, params: dict[str, Any], source: Run | None) -> Run:
+    def _queue(self, network: Network, params: dict[str, Any], source: Run | None, *,
+               experiment_id: str | None = None, rerun_of: str | None = None) -> Run:
         init = {"path": source.checkpoint_path, "sha256": source.checkpoint_sha256} if source else None
         start_epoch = (source.checkpoint_epoch or 0) if source else 0
+        dataset = self.store.get_dataset(network.dataset_id)
+        if experiment_id is None:
+            experiment_id = (source.experiment_id if source and self.store.get_experiment(source.experiment_id or "")
+                             else DEFAULT_EXPERIMENT_ID)
         run = Run(
             id=uuid.uuid4().hex[:12],
             network_id=network.id,
             dataset_id=network.dataset_id,
             status=RunStatus.QUEUED.value,
             params=params,
+            experiment_id=experiment_id,
+            seed=params.get("seed"),
+            rerun_of=rerun_of,
+            repro={**self._repro(dataset, params, params.get("seed")), "spec": network.spec},
             total_epochs=start_epoch + params["epochs"],
             start_epoch=start_epoch,
             epochs_done=start_epoch,
@@ -148,6 +283,7 @@ class RunService:
             "run_id": run.id,
             "network_id": network.id,
             "dataset_id": network.dataset_id,
+            "dataset": dataset_job(dataset),
             "mnist_dir": str(self.settings.resolved_mnist_dir),
             "models_dir": str(self.settings.models_dir),
             "artifact_dir": f"networks/{network.id}/runs/{run.id}",
@@ -159,13 +295,17 @@ class RunService:
             "torch_threads": self.settings.torch_threads(),
             "init": init,
         }
+        self._announce(run)
+        self.runner.submit(run.id, job)
+        return run
+
+    def _announce(self, run: Run) -> None:
         self.metrics.runs.labels("queued").inc()
         # a resource event (every client hears of a new run), and the first of the run's history
         self.report(run, "run_created", {"status": run.status, "total_epochs": run.total_epochs,
                                          "start_epoch": run.start_epoch, "dataset_id": run.dataset_id,
-                                         "resumed_from": run.resumed_from}, to_everyone=True)
-        self.runner.submit(run.id, job)
-        return run
+                                         "resumed_from": run.resumed_from, "rerun_of": run.rerun_of,
+                                         "params": run.params, "seed": run.seed}, to_everyone=True)
 
     def cancel(self, run_id: str) -> Run:
         """Stop a queued or running run; its last whole epoch's checkpoint stays."""
@@ -180,7 +320,7 @@ class RunService:
     # -- the report path ------------------------------------------------------
     def _ids(self, run: Run) -> dict[str, Any]:
         return {"run_id": run.id, "job_id": run.id, "network_id": run.network_id,
-                "experiment_id": run.experiment_id}
+                "experiment_id": run.experiment_id, "algorithm": run.algorithm}
 
     def _next_seq(self, run: Run) -> int:
         with self._lock:
@@ -263,7 +403,11 @@ class RunService:
             **msg.get("extra", {}),
         }
         checkpoint = msg["checkpoint"]
+        held_out = msg.get("held_out_split", "test")
+        latest = {"accuracy": msg["accuracy"], "loss": msg["val_loss"], **msg.get("extra", {})}
+        fields["held_out_split"] = held_out
         self.report(run, "training_update", fields, {
+            "metrics": {held_out: {k: v for k, v in latest.items() if v is not None}},
             "epochs_done": msg["epoch"],
             "progress": progress,
             "accuracy": msg["accuracy"],
@@ -275,7 +419,42 @@ class RunService:
         })
         self.metrics.epochs.inc()
 
+    def _on_step(self, run: Run, msg: dict[str, Any]) -> None:
+        """One step of a scikit-learn run (trees grown, rows added, an MLP epoch): stored, then emitted."""
+        held_out = msg["held_out_split"]
+        scores = msg[held_out]
+        # fewer steps than asked when there are fewer trees, stages or rows than steps
+        run.total_epochs = msg["total_steps"]
+        progress = self._progress(run, msg["step"])
+        accuracy = scores.get("accuracy")
+        fields = {
+            "epoch": msg["step"],
+            "total_epochs": msg["total_steps"],
+            "step": msg["step"],
+            "size": msg["size"],
+            "size_label": msg["size_label"],
+            "accuracy": accuracy,
+            "correct": round(accuracy * scores["n"]) if accuracy is not None else None,
+            "total": scores.get("n"),
+            "elapsed_time": msg["elapsed_time"],
+            "eval_time": msg["eval_time"],
+            "train_loss": msg.get("loss"),
+            "val_loss": scores.get("log_loss", scores.get("rmse")),
+            "progress": progress,
+            "held_out_split": held_out,
+            "metrics": {"train": msg["train"], held_out: scores},
+        }
+        self.report(run, "training_update", fields, {
+            "epochs_done": msg["step"], "total_epochs": run.total_epochs, "progress": progress, "accuracy": accuracy,
+            "train_loss": fields["train_loss"], "val_loss": fields["val_loss"],
+            "metrics": {"train": msg["train"], held_out: scores},
+        })
+        self.metrics.epochs.inc()
+
     def _on_completed(self, run: Run, msg: dict[str, Any]) -> None:
+        if run.algorithm != NETWORK_ALGORITHM:
+            self._complete_algorithm(run, msg)
+            return
         network = self.store.get_network(run.network_id) if run.network_id else None
         version_number = None
         if network is None:
@@ -304,8 +483,27 @@ class RunService:
             "progress": 100,
             "version": version_number,
             "total_epochs": run.total_epochs,
+            "metrics": msg.get("final", {}),
         }, {"status": RunStatus.COMPLETED.value, "finished_at": time.time(), "progress": 100.0,
-            "version": version_number})
+            "version": version_number, "metrics": msg.get("final", {})})
+        self.metrics.runs.labels("completed").inc()
+        self._forget(run.id)
+
+    def _complete_algorithm(self, run: Run, msg: dict[str, Any]) -> None:
+        final = msg["final"]
+        test = final.get("test", {})
+        self.report(run, "training_complete", {
+            "status": "completed",
+            "accuracy": test.get("accuracy"),
+            "progress": 100,
+            "total_epochs": run.total_epochs,
+            "metrics": final,
+            "feature_importances": msg.get("importances"),
+            "warnings": msg.get("warnings", []),
+        }, {"status": RunStatus.COMPLETED.value, "finished_at": time.time(), "progress": 100.0,
+            "epochs_done": msg.get("steps_done", run.total_epochs), "accuracy": test.get("accuracy"),
+            "metrics": final, "importances": msg.get("importances"),
+            "model_path": msg["model"]["path"], "model_sha256": msg["model"]["sha256"]})
         self.metrics.runs.labels("completed").inc()
         self._forget(run.id)
 

@@ -48,10 +48,38 @@ class Dataset:
     meta: dict[str, Any] = field(default_factory=dict)
     builtin: bool = True
     created_at: float = 0.0
+    n_val: int = 0
+    content_sha256: str | None = None  # of the data itself: a run records it, so a rerun can tell
+    files: dict[str, Any] = field(default_factory=dict)  # artifact refs: arrays, pipeline, csv
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON for the API (file paths stay server-side)."""
+        out = _asdict(self)
+        out.pop("files")
+        return out
+
+
+DEFAULT_EXPERIMENT_ID = "default"
+
+
+@dataclass
+class Experiment:
+    """A named group of runs that are compared with each other."""
+
+    id: str
+    name: str
+    description: str = ""
+    created_at: float = 0.0
+
+    @property
+    def is_default(self) -> bool:
+        """The experiment runs land in when none is named; it cannot be deleted."""
+        return self.id == DEFAULT_EXPERIMENT_ID
 
     def to_dict(self) -> dict[str, Any]:
         """JSON for the API."""
-        return _asdict(self)
+        return {"experiment_id": self.id, "id": self.id, "name": self.name, "description": self.description,
+                "created_at": self.created_at, "is_default": self.is_default}
 
 
 @dataclass
@@ -108,9 +136,12 @@ class NetworkVersion:
         }
 
 
+NETWORK_ALGORITHM = "network"
+
+
 @dataclass
 class Run:
-    """One training of a network on a dataset with given hyper-parameters."""
+    """One training of a network or a scikit-learn algorithm on a dataset with given parameters."""
 
     id: str
     network_id: str | None
@@ -118,6 +149,14 @@ class Run:
     status: str = RunStatus.QUEUED.value
     params: dict[str, Any] = field(default_factory=dict)
     experiment_id: str | None = None
+    algorithm: str = NETWORK_ALGORITHM  # "network" or a key of GET /api/algorithms
+    seed: int | None = None
+    metrics: dict[str, Any] = field(default_factory=dict)  # {"train", "val", "test"}: latest step, test at the end
+    importances: list[float] | None = None
+    model_path: str | None = None
+    model_sha256: str | None = None
+    repro: dict[str, Any] = field(default_factory=dict)  # dataset hash, library versions: what a rerun repeats
+    rerun_of: str | None = None
     total_epochs: int = 0
     start_epoch: int = 0
     epochs_done: int = 0
@@ -144,6 +183,8 @@ class Run:
         out.pop("checkpoint_path")
         out.pop("checkpoint_sha256")
         out.pop("owner")
+        out.pop("model_path")
+        out["has_model"] = self.model_path is not None or self.version is not None
         out["run_id"] = out.pop("id")
         out["job_id"] = out["run_id"]
         out["epochs"] = self.total_epochs - self.start_epoch  # this run's own, as /api/training counts

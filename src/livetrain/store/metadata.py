@@ -33,6 +33,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sess
 from livetrain.store.entities import (
     ACTIVE_STATUSES,
     Dataset,
+    Experiment,
     Network,
     NetworkVersion,
     Run,
@@ -63,6 +64,17 @@ class DatasetRow(Base):
     meta: Mapped[dict] = mapped_column(JSON, default=dict)
     builtin: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[float] = mapped_column(Float)
+    n_val: Mapped[int] = mapped_column(Integer, default=0)
+    content_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    files: Mapped[dict] = mapped_column(JSON, default=dict)
+
+
+class ExperimentRow(Base):
+    __tablename__ = "experiments"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[float] = mapped_column(Float, index=True)
 
 
 class NetworkRow(Base):
@@ -102,6 +114,14 @@ class RunRow(Base):
     experiment_id: Mapped[str | None] = mapped_column(String(64), index=True, nullable=True)
     status: Mapped[str] = mapped_column(String(20), index=True)
     params: Mapped[dict] = mapped_column(JSON, default=dict)
+    algorithm: Mapped[str] = mapped_column(String(40), default="network")
+    seed: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    metrics: Mapped[dict] = mapped_column(JSON, default=dict)
+    importances: Mapped[list | None] = mapped_column(JSON, nullable=True)
+    model_path: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    model_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    repro: Mapped[dict] = mapped_column(JSON, default=dict)
+    rerun_of: Mapped[str | None] = mapped_column(String(64), nullable=True)
     total_epochs: Mapped[int] = mapped_column(Integer, default=0)
     start_epoch: Mapped[int] = mapped_column(Integer, default=0)
     epochs_done: Mapped[int] = mapped_column(Integer, default=0)
@@ -215,7 +235,7 @@ class MetadataStore:
     # -- datasets ---------------------------------------------------------------
     def upsert_dataset(self, dataset: Dataset) -> Dataset:
         """Insert or refresh a dataset's metadata."""
-        values = {k: v for k, v in dataset.to_dict().items()}
+        values = {c.key: getattr(dataset, c.key) for c in DatasetRow.__table__.columns}
         with self._tx() as s:
             row = s.get(DatasetRow, dataset.id)
             if row is None:
@@ -243,6 +263,55 @@ class MetadataStore:
         """Remove a dataset's row; True if there was one."""
         with self._tx() as s:
             return s.execute(delete(DatasetRow).where(DatasetRow.id == dataset_id)).rowcount > 0
+
+    def networks_using(self, dataset_id: str) -> list[str]:
+        """Ids of the networks bound to a dataset."""
+        with self._tx() as s:
+            return list(s.scalars(select(NetworkRow.id).where(NetworkRow.dataset_id == dataset_id)))
+
+    # -- experiments ------------------------------------------------------------
+    def create_experiment(self, experiment: Experiment) -> Experiment:
+        """Store a new experiment."""
+        experiment.created_at = experiment.created_at or time.time()
+        with self._tx() as s:
+            s.add(ExperimentRow(**{c.key: getattr(experiment, c.key) for c in ExperimentRow.__table__.columns}))
+        return experiment
+
+    def ensure_experiment(self, experiment: Experiment) -> Experiment:
+        """The experiment with this id, created if missing (servers may race: the first insert wins)."""
+        from sqlalchemy.exc import IntegrityError
+
+        found = self.get_experiment(experiment.id)
+        if found is not None:
+            return found
+        try:
+            return self.create_experiment(experiment)
+        except IntegrityError:
+            return self.get_experiment(experiment.id)
+
+    def get_experiment(self, experiment_id: str) -> Experiment | None:
+        """The experiment, or None."""
+        with self._tx() as s:
+            row = s.get(ExperimentRow, experiment_id)
+            return _entity(Experiment, row) if row else None
+
+    def list_experiments(self, limit: int | None = None, offset: int = 0) -> list[Experiment]:
+        """Experiments, newest first."""
+        query = select(ExperimentRow).order_by(ExperimentRow.created_at.desc(), ExperimentRow.id).offset(offset)
+        if limit is not None:
+            query = query.limit(limit)
+        with self._tx() as s:
+            return [_entity(Experiment, r) for r in s.scalars(query)]
+
+    def count_experiments(self) -> int:
+        """How many experiments exist."""
+        with self._tx() as s:
+            return s.scalar(select(func.count()).select_from(ExperimentRow)) or 0
+
+    def delete_experiment(self, experiment_id: str) -> bool:
+        """Remove an experiment's row (its runs are removed by `delete_runs`); True if it existed."""
+        with self._tx() as s:
+            return s.execute(delete(ExperimentRow).where(ExperimentRow.id == experiment_id)).rowcount > 0
 
     # -- networks ---------------------------------------------------------------
     def create_network(self, network: Network) -> Network:
@@ -333,21 +402,25 @@ class MetadataStore:
             row = s.get(RunRow, run_id)
             return _entity(Run, row) if row else None
 
+    @staticmethod
+    def _run_filters(query, filters: dict[str, Any]):
+        for key in ("network_id", "experiment_id", "dataset_id", "algorithm"):
+            if filters.get(key) is not None:
+                query = query.where(getattr(RunRow, key) == filters[key])
+        if filters.get("statuses") is not None:
+            query = query.where(RunRow.status.in_(list(filters["statuses"])))
+        return query
+
     def list_runs(
         self,
         *,
-        network_id: str | None = None,
-        statuses: Iterable[str] | None = None,
         limit: int | None = None,
         offset: int = 0,
         newest_first: bool = True,
+        **filters: Any,
     ) -> list[Run]:
-        """Runs, filtered and paginated."""
-        query = select(RunRow)
-        if network_id is not None:
-            query = query.where(RunRow.network_id == network_id)
-        if statuses is not None:
-            query = query.where(RunRow.status.in_(list(statuses)))
+        """Runs, filtered (network_id, experiment_id, dataset_id, algorithm, statuses) and paginated."""
+        query = self._run_filters(select(RunRow), filters)
         order = RunRow.created_at.desc() if newest_first else RunRow.created_at.asc()
         query = query.order_by(order, RunRow.id).offset(offset)
         if limit is not None:
@@ -355,15 +428,19 @@ class MetadataStore:
         with self._tx() as s:
             return [_entity(Run, r) for r in s.scalars(query)]
 
-    def count_runs(self, *, network_id: str | None = None, statuses: Iterable[str] | None = None) -> int:
-        """How many runs match."""
-        query = select(func.count()).select_from(RunRow)
-        if network_id is not None:
-            query = query.where(RunRow.network_id == network_id)
-        if statuses is not None:
-            query = query.where(RunRow.status.in_(list(statuses)))
+    def count_runs(self, **filters: Any) -> int:
+        """How many runs match the filters `list_runs` takes."""
+        query = self._run_filters(select(func.count()).select_from(RunRow), filters)
         with self._tx() as s:
             return s.scalar(query) or 0
+
+    def delete_runs(self, run_ids: list[str]) -> int:
+        """Remove runs and their events; how many runs went."""
+        if not run_ids:
+            return 0
+        with self._tx() as s:
+            s.execute(delete(RunEventRow).where(RunEventRow.run_id.in_(run_ids)))
+            return s.execute(delete(RunRow).where(RunRow.id.in_(run_ids))).rowcount
 
     def update_run(self, run_id: str, **values: Any) -> None:
         """Change some fields of a run."""

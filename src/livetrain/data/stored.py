@@ -1,0 +1,85 @@
+"""Datasets users upload or generate: written once as checksummed artifacts, loaded by server and workers.
+
+A stored dataset is three files under `datasets/{id}/` in the artifact store:
+- `data.csv`: the rows as the user gave them (or as the generator made them), for download;
+- `arrays.npz`: the preprocessed train / validation / test arrays (no pickles inside);
+- `pipeline.joblib`: the preprocessing fitted on the training split, for predictions on raw rows.
+Each is loaded only after its SHA-256 matches the one recorded with the dataset.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from livetrain.data.sources import DatasetArrays, load_dataset
+from livetrain.store.artifacts import ArtifactStore
+from livetrain.store.entities import Dataset
+
+SPLITS = ("train", "val", "test")
+
+
+def dataset_dir(dataset_id: str) -> str:
+    """Where a stored dataset's files live in the artifact store."""
+    return f"datasets/{dataset_id}"
+
+
+def write_dataset_files(store: ArtifactStore, dataset_id: str, prepared, csv_bytes: bytes) -> dict[str, Any]:
+    """Write the CSV, the split arrays and the fitted pipeline; return their refs for the dataset row."""
+    import joblib
+
+    base = dataset_dir(dataset_id)
+    arrays = io.BytesIO()
+    np.savez(arrays, **{f"{part}_{split}": getattr(prepared, f"{part}_{split}")
+                        for part in ("X", "y") for split in SPLITS})
+    pipeline = io.BytesIO()
+    joblib.dump(prepared.pipeline, pipeline)
+    refs = {
+        "csv": store.write_bytes(f"{base}/data.csv", csv_bytes),
+        "arrays": store.write_bytes(f"{base}/arrays.npz", arrays.getvalue()),
+        "pipeline": store.write_bytes(f"{base}/pipeline.joblib", pipeline.getvalue()),
+    }
+    return {key: {"path": ref.path, "sha256": ref.sha256} for key, ref in refs.items()}
+
+
+def preprocessing_of(prepared) -> dict[str, Any]:
+    """What `DatasetArrays.unscale_target` needs, from a prepared table."""
+    if prepared.target_mean is None:
+        return {}
+    return {"target_mean": prepared.target_mean, "target_std": prepared.target_std}
+
+
+def load_arrays(info: Dataset, mnist_dir: Path | str, store: ArtifactStore) -> DatasetArrays:
+    """The split arrays of any dataset: a built-in by id, a stored one from its verified files."""
+    if info.builtin:
+        return load_dataset(info.id, mnist_dir)
+    ref = info.files["arrays"]
+    return _load_stored(str(store.root), info.id, ref["path"], ref["sha256"], _frozen(info))
+
+
+def _frozen(info: Dataset) -> str:
+    # the cache key must be hashable; the entity is not, its JSON is
+    return json.dumps(info.to_dict(), sort_keys=True, default=str)
+
+
+@functools.lru_cache(maxsize=8)
+def _load_stored(root: str, dataset_id: str, path: str, sha256: str, info_json: str) -> DatasetArrays:
+    store = ArtifactStore(Path(root))
+    data = np.load(store.open_verified(path, sha256), allow_pickle=False)
+    info = Dataset(**{k: v for k, v in json.loads(info_json).items()})
+    preprocessing = {k: info.meta[k] for k in ("target_mean", "target_std") if k in info.meta}
+    return DatasetArrays(info, data["X_train"], data["y_train"], data["X_test"], data["y_test"],
+                         preprocessing, X_val=data["X_val"], y_val=data["y_val"])
+
+
+def load_pipeline(info: Dataset, store: ArtifactStore):
+    """The fitted preprocessing of a stored dataset (written by this server; loaded after its checksum)."""
+    import joblib
+
+    ref = info.files["pipeline"]
+    return joblib.load(store.open_verified(ref["path"], ref["sha256"]))

@@ -1,0 +1,125 @@
+"""Experiments: named groups of runs, and the leaderboard that ranks them."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+from livetrain.errors import Conflict, NotFound, ValidationError
+from livetrain.store import Experiment
+from livetrain.store.entities import ACTIVE_STATUSES, DEFAULT_EXPERIMENT_ID
+from livetrain.training.metrics import DIRECTIONS, higher_is_better
+
+SPLITS = ("train", "val", "test")
+TIE_DIGITS = 12  # values equal to 12 significant digits share a rank (float noise is not a difference)
+
+
+def _rank_key(value: float) -> float:
+    return float(f"{value:.{TIE_DIGITS}g}")
+
+
+def rank(entries: list[dict[str, Any]], higher_better: bool) -> list[dict[str, Any]]:
+    """Sort by `value` (best first) and number them; equal values share a rank (1, 1, 3)."""
+    ordered = sorted(entries, key=lambda e: (-_rank_key(e["value"]) if higher_better else _rank_key(e["value"]),
+                                             e["created_at"]))
+    previous, place = None, 0
+    for position, entry in enumerate(ordered, start=1):
+        key = _rank_key(entry["value"])
+        if key != previous:
+            place, previous = position, key
+        entry["rank"] = place
+    return ordered
+
+
+class ExperimentService:
+    """Create, list, describe and delete experiments; rank their runs."""
+
+    def __init__(self, *, store, artifacts, emitter, runs) -> None:
+        self.store = store
+        self.artifacts = artifacts
+        self.emitter = emitter
+        self.runs = runs
+
+    def ensure_default(self) -> Experiment:
+        """The experiment runs land in when none is named."""
+        return self.store.ensure_experiment(Experiment(
+            id=DEFAULT_EXPERIMENT_ID, name="Default",
+            description="Runs started without naming an experiment."))
+
+    def get(self, experiment_id: str) -> Experiment:
+        """The experiment, or 404."""
+        if not isinstance(experiment_id, str) or not experiment_id:
+            raise ValidationError("experiment_id must be a string", code="bad_parameter",
+                                  detail={"field": "experiment_id"})
+        experiment = self.store.get_experiment(experiment_id)
+        if experiment is None:
+            raise NotFound(f"no experiment {experiment_id!r}")
+        return experiment
+
+    def create(self, body: dict[str, Any]) -> Experiment:
+        """A new, empty experiment."""
+        from livetrain.services.networks import check_name
+
+        description = body.get("description") or ""
+        if not isinstance(description, str) or len(description) > 2000:
+            raise ValidationError("description must be text of at most 2000 characters", code="bad_parameter",
+                                  detail={"field": "description"})
+        experiment_id = uuid.uuid4().hex[:12]
+        name = check_name(body["name"]) if body.get("name") is not None else f"experiment-{experiment_id[:6]}"
+        experiment = self.store.create_experiment(Experiment(id=experiment_id, name=name, description=description))
+        self.emitter.resource("experiment_created", {"experiment_id": experiment.id, "name": experiment.name,
+                                                     "ts": time.time()})
+        return experiment
+
+    def describe(self, experiment: Experiment) -> dict[str, Any]:
+        """The experiment with how many runs it has and how many are active."""
+        return {**experiment.to_dict(),
+                "runs": self.store.count_runs(experiment_id=experiment.id),
+                "active_runs": self.store.count_runs(experiment_id=experiment.id, statuses=ACTIVE_STATUSES)}
+
+    def delete(self, experiment_id: str) -> dict[str, Any]:
+        """Cancel its active runs, then remove it with its runs, their events and models."""
+        experiment = self.get(experiment_id)
+        if experiment.is_default:
+            raise Conflict("the default experiment cannot be deleted", code="default_experiment")
+        for run in self.store.list_runs(experiment_id=experiment.id, statuses=ACTIVE_STATUSES):
+            self.runs.cancel(run.id)
+        runs = self.store.list_runs(experiment_id=experiment.id)
+        for run in runs:
+            if run.network_id is None:
+                self.artifacts.delete(f"runs/{run.id}")
+        deleted_runs = self.store.delete_runs([r.id for r in runs])
+        self.store.delete_experiment(experiment.id)
+        self.emitter.resource("experiment_deleted", {"experiment_id": experiment.id, "ts": time.time()})
+        return {"experiment_id": experiment.id, "deleted": True, "deleted_runs": deleted_runs}
+
+    def leaderboard(self, experiment_id: str, metric: str | None, split: str) -> dict[str, Any]:
+        """The experiment's runs ranked by one metric on one split; runs without it are listed apart."""
+        experiment = self.get(experiment_id)
+        if split not in SPLITS:
+            raise ValidationError(f"split must be one of {', '.join(SPLITS)}", code="bad_parameter",
+                                  detail={"field": "split"})
+        runs = self.store.list_runs(experiment_id=experiment.id, newest_first=False)
+        if metric is None:
+            tasks = {self._task(run.dataset_id) for run in runs}
+            metric = "r2" if tasks == {"regression"} else "accuracy"
+        higher = higher_is_better(metric)
+        ranked, unranked = [], []
+        for run in runs:
+            value = (run.metrics.get(split) or {}).get(metric)
+            entry = {
+                "run_id": run.id, "algorithm": run.algorithm, "network_id": run.network_id,
+                "dataset_id": run.dataset_id, "status": run.status, "params": run.params, "seed": run.seed,
+                "value": value, "metrics": run.metrics.get(split) or {}, "created_at": run.created_at,
+                "live": run.status in ACTIVE_STATUSES,  # its value still changes with every step
+            }
+            (ranked if isinstance(value, int | float) else unranked).append(entry)
+        return {
+            "experiment_id": experiment.id, "metric": metric, "split": split,
+            "direction": DIRECTIONS[metric], "entries": rank(ranked, higher), "unranked": unranked,
+        }
+
+    def _task(self, dataset_id: str) -> str | None:
+        dataset = self.store.get_dataset(dataset_id)
+        return dataset.task if dataset else None

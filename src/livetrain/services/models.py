@@ -1,0 +1,100 @@
+"""A run's model: download it, or predict with it on raw rows through the dataset's stored preprocessing."""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from typing import Any
+
+from livetrain.concurrency import run_blocking
+from livetrain.errors import Conflict, ValidationError
+from livetrain.store import Run
+from livetrain.store.entities import NETWORK_ALGORITHM
+
+MODEL_CACHE_SIZE = 8
+
+
+class ModelService:
+    """Models of completed runs: scikit-learn as joblib files the server wrote, networks as versions."""
+
+    def __init__(self, *, store, artifacts, settings, datasets, networks, runs) -> None:
+        self.store = store
+        self.artifacts = artifacts
+        self.settings = settings
+        self.datasets = datasets
+        self.networks = networks
+        self.runs = runs
+        self._models: OrderedDict[str, Any] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def _finished(self, run_id: str) -> Run:
+        run = self.runs.get(run_id)
+        if run.model_path is None and run.version is None:
+            raise Conflict(f"run {run_id} has no model ({run.status}); only a completed run has one",
+                           code="no_model")
+        return run
+
+    def file(self, run_id: str) -> tuple[str, bytes, str]:
+        """(file name, bytes, mimetype) of a run's model, after its checksum."""
+        run = self._finished(run_id)
+        if run.algorithm == NETWORK_ALGORITHM:
+            network = self.networks.get(run.network_id)
+            _, data = self.networks.weights_bytes(network, run.version)
+            return f"run-{run.id}-{network.id}-v{run.version}.pt", data, "application/octet-stream"
+        data = self.artifacts.open_verified(run.model_path, run.model_sha256).getvalue()
+        return f"run-{run.id}-{run.algorithm}.joblib", data, "application/octet-stream"
+
+    def _estimator(self, run: Run):
+        import joblib
+
+        with self._lock:
+            if run.model_sha256 in self._models:
+                self._models.move_to_end(run.model_sha256)
+                return self._models[run.model_sha256]
+        # our own file, written by our worker; loaded only once its SHA-256 matches the recorded one
+        model = joblib.load(self.artifacts.open_verified(run.model_path, run.model_sha256))
+        with self._lock:
+            self._models[run.model_sha256] = model
+            while len(self._models) > MODEL_CACHE_SIZE:
+                self._models.popitem(last=False)
+        return model
+
+    def predict(self, run_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Predictions of a run's model for raw rows (`rows`, or `row` for one)."""
+        run = self._finished(run_id)
+        if run.algorithm == NETWORK_ALGORITHM:
+            result = self.networks.predict(run.network_id, body, version_number=run.version)
+            return {"run_id": run.id, **result}
+        single = "row" in body or "input" in body
+        rows = [body.get("row", body.get("input"))] if single else body.get("rows", body.get("inputs"))
+        if not isinstance(rows, list) or not rows:
+            raise ValidationError("send 'rows' (a list of rows: objects by column name, or lists in column "
+                                  "order) or 'row' (one)", code="bad_input")
+        if len(rows) > self.settings.max_batch_inputs:
+            raise ValidationError(f"at most {self.settings.max_batch_inputs} rows per request", code="bad_input")
+        dataset = self.datasets.get(run.dataset_id)
+        return run_blocking(self._predict, run, dataset, rows, single)
+
+    def _predict(self, run: Run, dataset, rows: list, single: bool) -> dict[str, Any]:
+        from livetrain.training.estimators import predict_rows
+
+        X = self.datasets.features(dataset, rows)
+        model = self._estimator(run)
+        out = predict_rows(model, dataset.task, X, data=self.datasets.arrays(dataset))
+        classes = dataset.meta.get("classes")
+        predictions = []
+        for i, value in enumerate(out["predicted"]):
+            if dataset.task == "classification":
+                index = int(value)
+                item: dict[str, Any] = {"predicted": classes[index] if classes else index, "class_index": index}
+                if out.get("probabilities") is not None:
+                    probs = out["probabilities"][i]
+                    item["probabilities"] = ({str(c): float(p) for c, p in zip(classes, probs)} if classes
+                                             else [float(p) for p in probs])
+            else:
+                item = {"predicted": value}
+            predictions.append(item)
+        result: dict[str, Any] = {"run_id": run.id, "algorithm": run.algorithm, "predictions": predictions}
+        if single:
+            result["prediction"] = predictions[0]["predicted"]
+        return result
