@@ -114,3 +114,15 @@ def test_page_loads_its_assets_from_this_server(client):
     for source in local:
         with client.get(source) as response:
             assert response.status_code == 200, source
+
+
+def test_a_scikit_learn_run_shows_its_algorithm_and_counts_steps(client):
+    job = client.post("/api/experiments/default/runs", json={
+        "algorithm": "decision_tree", "dataset_id": "iris", "steps": 3}).get_json()
+    run = wait_for_run(client, job["run_id"])
+    assert run["status"] == "completed"
+    html = _page(client)
+    row = re.search(rf'<tr data-run-id="{run["run_id"]}".*?</tr>', html, re.S)
+    assert row, "the run has a row on the page"
+    assert "decision_tree" in row.group(0) and "None" not in row.group(0)
+    assert "3 / 3 steps" in row.group(0)

@@ -63,12 +63,19 @@
     if (run.status === "running" && run.current_epoch) {
       return `epoch ${run.current_epoch - start} of ${total} · ${Math.floor(run.progress || 0)}%${resumed}`;
     }
-    return `${Math.max(0, (run.epochs_done || start) - start)} / ${total} epochs${resumed}`;
+    // a scikit-learn run counts steps (trees grown, rows added), a network epochs
+    const unit = run.algorithm && run.algorithm !== "network" ? "steps" : "epochs";
+    return `${Math.max(0, (run.epochs_done || start) - start)} / ${total} ${unit}${resumed}`;
   }
 
   function networkName(networkId) {
     const network = networks.get(networkId);
     return network ? network.name : networkId || "—";
+  }
+
+  /** What trained: the network's name, or the scikit-learn algorithm of a run without a network. */
+  function trainerName(run) {
+    return run.network_id ? networkName(run.network_id) : run.algorithm || "—";
   }
 
   // -- small DOM helpers --------------------------------------------------------
@@ -276,7 +283,7 @@
     }
     row.dataset.status = run.status;
     setText(row, "run_id", run.run_id);
-    setText(row, "network", networkName(run.network_id));
+    setText(row, "network", trainerName(run));
     setText(row, "dataset_id", run.dataset_id || "");
     setBadge(field(row, "status"), run.status);
     const error = field(row, "error");
@@ -364,21 +371,21 @@
       run.version = p.version;
       endNetworkTraining(run, true, p);
       const result = p.accuracy != null ? `accuracy ${percent(p.accuracy)}` : `held-out loss ${score(run)}`;
-      notice(`${networkName(run.network_id)}: training complete, ${result}${p.version ? `, v${p.version}` : ""}.`, "done");
+      notice(`${trainerName(run)}: training complete, ${result}${p.version ? `, v${p.version}` : ""}.`, "done");
     },
     training_error(run, p) {
       run.status = "failed";
       run.current_epoch = null;
       run.error = p.error;
       endNetworkTraining(run, false, p);
-      notice(`${networkName(run.network_id)}: training failed: ${p.error}`, "error");
+      notice(`${trainerName(run)}: training failed: ${p.error}`, "error");
     },
     training_cancelled(run, p) {
       run.status = "cancelled";
       run.current_epoch = null;
       if (p.epochs_done != null) run.epochs_done = p.epochs_done;
       endNetworkTraining(run, false, p);
-      notice(`${networkName(run.network_id)}: training stopped after ${run.epochs_done || 0} epochs.`);
+      notice(`${trainerName(run)}: training stopped after ${run.epochs_done || 0} epochs.`);
     },
     training_interrupted(run, p) {
       run.status = "interrupted";
@@ -419,6 +426,7 @@
     if (!runs.has(payload.run_id)) {
       runs.set(payload.run_id, {
         run_id: payload.run_id, job_id: payload.run_id, network_id: payload.network_id,
+        algorithm: payload.algorithm, experiment_id: payload.experiment_id,
         dataset_id: payload.dataset_id || null, status: payload.status || "queued", progress: 0,
         epochs_done: payload.start_epoch || 0, total_epochs: payload.total_epochs || null,
         accuracy: null, val_loss: null, error: null, created_at: payload.ts, seq: payload.seq || 0,
