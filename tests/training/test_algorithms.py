@@ -171,3 +171,15 @@ def test_built_estimators_carry_the_translated_settings():
     assert type(svm).__name__ == "CalibratedClassifierCV" and svm.estimator.C == 10.0 and svm.cv == 5
     assert type(build_estimator("svm", "regression", {"epsilon": 0.5}, 0)).__name__ == "SVR"
     assert type(build_estimator("linear", "regression", {}, 0)).__name__ == "Ridge"
+
+
+def test_the_network_entry_states_the_defaults_a_layer_sizes_network_trains_with():
+    from livetrain.training.algorithms import NETWORK_RUNS
+    from livetrain.training.spec import parse_hyperparams, parse_network_spec
+
+    spec = parse_network_spec({"layer_sizes": [4, 8, 3]})
+    hp = parse_hyperparams({}, spec, max_epochs=10_000, n_train=100)
+    defaults = {p["name"]: p["default"] for p in NETWORK_RUNS["params"]}
+    assert defaults == {"epochs": hp.epochs, "mini_batch_size": hp.batch_size, "learning_rate": hp.learning_rate,
+                        "optimizer": hp.optimizer}
+    assert NETWORK_RUNS["how_it_works"] and NETWORK_RUNS["analogy"]

@@ -65,7 +65,10 @@ def leaderboard(experiment_id: str, query):
 
 @algorithms_bp.get("")
 def list_algorithms():
-    """Every scikit-learn algorithm: tunable parameters (type, range, default), fixed ones, explanations."""
-    from livetrain.training.algorithms import catalog
+    """Every scikit-learn algorithm: tunable parameters (type, range, default), fixed ones, explanations.
 
-    return {"algorithms": catalog()}
+    `networks` describes the other kind of run an experiment takes: one of the project's torch networks.
+    """
+    from livetrain.training.algorithms import NETWORK_RUNS, catalog
+
+    return {"algorithms": catalog(), "networks": NETWORK_RUNS}

@@ -144,6 +144,8 @@ def run_sklearn_job(channel: Channel, job: dict[str, Any], cancel: threading.Eve
     if outcome.stopped:
         channel.send({"type": "cancelled", "epochs_done": outcome.steps_done})
         return
+    if data.info.meta.get("kind") == "factorization":
+        add_factorization_rates(outcome.final, data, outcome.model.predict)
     buffer = io.BytesIO()
     joblib.dump(outcome.model, buffer)
     model = store.write_bytes(f"{job['artifact_dir']}/model.joblib", buffer.getvalue())
@@ -210,7 +212,7 @@ def network_final_metrics(engine, spec, data) -> dict[str, Any]:
     """The trained network scored on every split with the same metrics as the scikit-learn runs."""
     import numpy as np
 
-    from livetrain.training.metrics import classification_metrics, factorization_rate, regression_metrics
+    from livetrain.training.metrics import classification_metrics, regression_metrics
 
     out = {}
     for split in ("train", "val", "test"):
@@ -227,9 +229,19 @@ def network_final_metrics(engine, spec, data) -> dict[str, Any]:
         else:
             predicted = data.unscale_target(outputs.reshape(y.shape))
             out[split] = regression_metrics(data.unscale_target(y), predicted)
-            if data.info.meta.get("kind") == "factorization":
-                out[split]["factorized"] = factorization_rate(getattr(data, f"X_{split}"), predicted)
+    if data.info.meta.get("kind") == "factorization":
+        add_factorization_rates(out, data, engine.outputs)
     return out
+
+
+def add_factorization_rates(final: dict[str, Any], data, predict) -> None:
+    """On factorization data, add to each split the share of numbers whose predicted factors multiply back."""
+    from livetrain.training.metrics import factorization_rate
+
+    for split, scores in final.items():
+        X = getattr(data, f"X_{split}")
+        predicted = data.unscale_target(predict(X).reshape(len(X), -1))
+        scores["factorized"] = factorization_rate(X, predicted)
 
 
 def serve(sock: socket.socket) -> None:

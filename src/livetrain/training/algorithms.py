@@ -481,6 +481,34 @@ def catalog() -> list[dict[str, Any]]:
     return [a.to_dict() for a in ALGORITHMS.values()]
 
 
+# The project's own torch networks run in experiments too: a run names a network instead of an
+# algorithm, and trains with the network's hyper-parameters (POST /api/networks/{id}/train's body).
+NETWORK_RUNS: dict[str, Any] = {
+    "key": "network",
+    "start_with": "network_id",
+    "tasks": list(TASKS),
+    "params": [
+        Param("epochs", "int", 5, 1, 10_000, help="Passes over the training rows; each is one live step.").to_dict(),
+        Param("mini_batch_size", "int", 10, 1, 100_000, log=True,
+              help="Rows per gradient step (layer_sizes networks default to 10, others to 32).").to_dict(),
+        Param("learning_rate", "float", 3.0, 1e-6, 100.0, log=True,
+              help="Step size (layer_sizes networks default to 3.0, others to their optimizer's default).").to_dict(),
+        Param("optimizer", "choice", "sgd", choices=["sgd", "adam", "adamw"],
+              help="Defaults to the network's own (adam for layer specs); layer_sizes networks always use plain "
+                   "SGD.").to_dict(),
+    ],
+    "how_it_works": (
+        "A network of layers you define (POST /api/networks) turns each row into outputs through weighted sums "
+        "and simple non-linear functions. Training nudges every weight against the gradient of the error, "
+        "a mini-batch at a time, and each pass over the data is one epoch."
+    ),
+    "analogy": (
+        "Like a team passing a draft down a line of editors: each reshapes it a little, and after every round "
+        "of feedback each adjusts how much they change."
+    ),
+}
+
+
 def get_algorithm(key: str) -> Algorithm:
     """The algorithm called `key`, or an unknown_algorithm error listing the keys."""
     algorithm = ALGORITHMS.get(key) if isinstance(key, str) else None
