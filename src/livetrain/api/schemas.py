@@ -6,6 +6,8 @@ from apiflask import Schema, fields
 from apiflask.validators import Length, OneOf, Range
 from marshmallow import EXCLUDE
 
+MAX_INDEX = 2**31 - 1  # offsets, sequence numbers and indexes beyond this fit no database integer
+
 
 class WholeNumber(fields.Integer):
     """An integer field that refuses 2.5 instead of truncating it to 2, as marshmallow's Integer would."""
@@ -74,7 +76,7 @@ class LeaderboardQuery(Loose):
 
 class PageQuery(Loose):
     limit = fields.Integer(load_default=50, validate=Range(min=1, max=500))
-    offset = fields.Integer(load_default=0, validate=Range(min=0))
+    offset = fields.Integer(load_default=0, validate=Range(min=0, max=MAX_INDEX))
 
 
 class RowsIn(Loose):
@@ -104,17 +106,17 @@ class RunsQuery(Loose):
     status = fields.String(load_default=None, validate=OneOf(
         ["queued", "running", "completed", "failed", "cancelled", "interrupted"]))
     limit = fields.Integer(load_default=50, validate=Range(min=1, max=500))
-    offset = fields.Integer(load_default=0, validate=Range(min=0))
+    offset = fields.Integer(load_default=0, validate=Range(min=0, max=MAX_INDEX))
 
 
 class MetricsQuery(Loose):
-    after_seq = fields.Integer(load_default=0, validate=Range(min=0))
+    after_seq = fields.Integer(load_default=0, validate=Range(min=0, max=MAX_INDEX))
     format = fields.String(load_default="json", validate=OneOf(["json", "csv"]))
 
 
 class ExamplesQuery(Loose):
     kind = fields.String(load_default="right", validate=OneOf(["right", "wrong"]))
-    index = fields.Integer(load_default=None, validate=Range(min=0))
+    index = fields.Integer(load_default=None, validate=Range(min=0, max=MAX_INDEX))
 
 
 def present(data: dict) -> dict:

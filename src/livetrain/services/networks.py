@@ -158,6 +158,8 @@ class NetworkService:
             number = network.current_version
         if number < 1:
             raise NotFound(f"network {network.id} has not been trained yet", code="not_trained")
+        if number > network.current_version:  # also keeps huge numbers from reaching the database
+            raise NotFound(f"network {network.id} has no version {number} (latest: {network.current_version})")
         version = self.store.get_version(network.id, number)
         if version is None:
             raise NotFound(f"network {network.id} has no version {number}")
