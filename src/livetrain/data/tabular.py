@@ -476,7 +476,8 @@ def _check_fractions(fractions: Sequence[float]) -> tuple[float, float, float]:
         ok = False
     if not ok:
         raise ValidationError("fractions must be three positive numbers (train, validation, test) that add up to 1, "
-                              "e.g. [0.7, 0.15, 0.15].", code="bad_split", detail={"fractions": _json_value(fractions)})
+                              "e.g. [0.7, 0.15, 0.15].", code="bad_split",
+                              detail={"field": "split", "fractions": _json_value(fractions)})
     return values  # type: ignore[return-value]
 
 

@@ -57,13 +57,18 @@ def _seed(value: Any) -> int:
     return seed
 
 
+SPLIT_HINT = "split must be three fractions (train, validation, test), e.g. [0.7, 0.15, 0.15] or 0.7,0.15,0.15"
+
+
 def _fractions(value: Any) -> tuple[float, float, float]:
-    parsed = _parse_json_field(value, "split", list)
+    try:
+        parsed = _parse_json_field(value, "split", list)
+    except ValidationError:
+        raise ValidationError(SPLIT_HINT, code="bad_split", detail={"field": "split"}) from None
     if parsed is None:
         return (0.7, 0.15, 0.15)
     if len(parsed) != 3 or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in parsed):
-        raise ValidationError("split must be three fractions (train, validation, test), e.g. [0.7, 0.15, 0.15]",
-                              code="bad_split", detail={"field": "split"})
+        raise ValidationError(SPLIT_HINT, code="bad_split", detail={"field": "split"})
     return tuple(float(v) for v in parsed)  # type: ignore[return-value]
 
 
