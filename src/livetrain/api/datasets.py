@@ -18,7 +18,7 @@ def _svc():
 def list_datasets():
     """Every dataset with its shape, task and split sizes."""
     svc = _svc()
-    return {"datasets": [d.to_dict() for d in svc.datasets.list()], "default": svc.datasets.default_id()}
+    return {"datasets": [svc.datasets.summary(d) for d in svc.datasets.list()], "default": svc.datasets.default_id()}
 
 
 @bp.post("")

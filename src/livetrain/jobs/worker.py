@@ -138,7 +138,8 @@ def run_sklearn_job(channel: Channel, job: dict[str, Any], cancel: threading.Eve
     store = ArtifactStore(Path(job["models_dir"]))
     data = load_job_data(job, store)
     channel.send({"type": "started", "pid": os.getpid(), "start_epoch": 0, "total_epochs": job["steps"],
-                  "n_train": len(data.X_train), "n_test": len(data.X_test)})
+                  "n_train": len(data.X_train), "n_val": len(data.X_val) if data.has_val else 0,
+                  "n_test": len(data.X_test)})
     outcome = train_estimator(job["algorithm"], job["task"], job["params"], job["seed"], data,
                               StepReporter(channel, cancel), steps=job["steps"], n_jobs=job["torch_threads"])
     if outcome.stopped:
@@ -182,7 +183,8 @@ def run_network_job(channel: Channel, job: dict[str, Any], cancel: threading.Eve
             optimizer_state = None  # a different optimizer starts with fresh state
     engine = make_engine(model, spec, hp, data, optimizer_state)
     channel.send({"type": "started", "pid": os.getpid(), "start_epoch": start_epoch,
-                  "total_epochs": start_epoch + hp.epochs, "n_train": len(data.X_train), "n_test": len(data.X_test)})
+                  "total_epochs": start_epoch + hp.epochs, "n_train": len(data.X_train),
+                  "n_val": len(data.X_val) if data.has_val else 0, "n_test": len(data.X_test)})
     callbacks = JobCallbacks(channel, job, cancel, store)
     outcome = train(model, spec, hp, data, callbacks, start_epoch=start_epoch,
                     progress_interval=job["progress_interval"], engine=engine)
@@ -276,7 +278,10 @@ def serve(sock: socket.socket) -> None:
         jobs.put(None)
 
     threading.Thread(target=read_commands, name="livetrain-worker-commands", daemon=True).start()
-    channel.send({"type": "ready", "pid": os.getpid(), "at": time.time()})
+    try:
+        channel.send({"type": "ready", "pid": os.getpid(), "at": time.time()})
+    except OSError:  # the server closed before this worker was ready: nothing to serve
+        return
     while True:
         job = jobs.get()
         if job is None:

@@ -20,6 +20,7 @@ from livetrain.store import Dataset
 from livetrain.store.entities import ACTIVE_STATUSES
 
 PREVIEW_ROWS = 10
+DETAIL_ONLY = ("schema", "summary", "feature_names")  # meta keys the detail shows as fields of their own
 PIPELINE_CACHE_SIZE = 8
 
 
@@ -225,12 +226,18 @@ class DatasetService:
         return dataset
 
     # -- describing -----------------------------------------------------------
+    @staticmethod
+    def summary(dataset: Dataset) -> dict[str, Any]:
+        """The dataset for lists: its detail's top part (schema, preview and balance live in the detail)."""
+        out = dataset.to_dict()
+        out["meta"] = {k: v for k, v in out["meta"].items() if k not in DETAIL_ONLY}
+        return out
+
     def detail(self, dataset_id: str) -> dict[str, Any]:
         """The dataset with its schema, class balance, missing values and a preview of rows."""
         dataset = self.get(dataset_id)
-        out = dataset.to_dict()
-        meta = out.pop("meta")
-        out["meta"] = {k: v for k, v in meta.items() if k not in ("schema", "summary", "feature_names")}
+        out = self.summary(dataset)
+        meta = dataset.meta
         if dataset.builtin:
             summary = self._builtin_summary(dataset)
             out.update(summary)

@@ -83,13 +83,11 @@ class ExperimentService:
         experiment = self.get(experiment_id)
         if experiment.is_default:
             raise Conflict("the default experiment cannot be deleted", code="default_experiment")
-        for run in self.store.list_runs(experiment_id=experiment.id, statuses=ACTIVE_STATUSES):
-            self.runs.cancel(run.id)
         runs = self.store.list_runs(experiment_id=experiment.id)
-        for run in runs:
-            if run.network_id is None:
-                self.artifacts.delete(f"runs/{run.id}")
-        deleted_runs = self.store.delete_runs([r.id for r in runs])
+        active = [r for r in runs if r.status in ACTIVE_STATUSES]
+        for run in active:  # their rows go once their workers have stopped and the end is recorded
+            self.runs.cancel_and_delete(run.id)
+        deleted_runs = self.runs.delete_runs([r for r in runs if r.status not in ACTIVE_STATUSES]) + len(active)
         self.store.delete_experiment(experiment.id)
         self.emitter.resource("experiment_deleted", {"experiment_id": experiment.id, "ts": time.time()})
         return {"experiment_id": experiment.id, "deleted": True, "deleted_runs": deleted_runs}

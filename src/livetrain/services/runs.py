@@ -94,6 +94,7 @@ class RunService:
         self.owner = owner_token()
         self._seq: dict[str, int] = {}
         self._running: dict[str, Run] = {}  # last loaded state of runs in progress
+        self._discard: set[str] = set()  # runs to delete as soon as their end is recorded
         self._lock = threading.Lock()
 
     # -- queries ------------------------------------------------------------
@@ -177,6 +178,8 @@ class RunService:
 
     def _queue_algorithm(self, key: str, dataset: Dataset, params: dict[str, Any], seed: int, steps: int,
                          experiment_id: str, rerun_of: str | None = None) -> Run:
+        from livetrain.training.algorithms import MAX_STEPS
+
         run = Run(
             id=uuid.uuid4().hex[:12], network_id=None, dataset_id=dataset.id, status=RunStatus.QUEUED.value,
             params=params, experiment_id=experiment_id, algorithm=key, seed=seed, total_epochs=steps,
@@ -196,7 +199,8 @@ class RunService:
             "task": dataset.task,
             "params": params,
             "seed": seed,
-            "steps": steps,
+            # the MLP steps once per epoch whatever this says; the others take 1..MAX_STEPS
+            "steps": min(steps, MAX_STEPS),
             "torch_threads": self.settings.torch_threads(),
         }
         self._announce(run)
@@ -222,7 +226,8 @@ class RunService:
             DEFAULT_EXPERIMENT_ID
         if source.algorithm != NETWORK_ALGORITHM:
             return self._queue_algorithm(source.algorithm, dataset, source.params, source.seed or 0,
-                                         source.total_epochs, experiment_id, rerun_of=source.id)
+                                         source.repro.get("steps", source.total_epochs), experiment_id,
+                                         rerun_of=source.id)
         if source.resumed_from:
             raise Conflict(f"run {run_id} continued run {source.resumed_from}; rerun that one instead")
         network, _ = self._network_and_dataset(source.network_id)
@@ -302,10 +307,11 @@ class RunService:
     def _announce(self, run: Run) -> None:
         self.metrics.runs.labels("queued").inc()
         # a resource event (every client hears of a new run), and the first of the run's history
-        self.report(run, "run_created", {"status": run.status, "total_epochs": run.total_epochs,
-                                         "start_epoch": run.start_epoch, "dataset_id": run.dataset_id,
-                                         "resumed_from": run.resumed_from, "rerun_of": run.rerun_of,
-                                         "params": run.params, "seed": run.seed}, to_everyone=True)
+        payload = self.report(run, "run_created", {
+            "status": run.status, "total_epochs": run.total_epochs, "start_epoch": run.start_epoch,
+            "dataset_id": run.dataset_id, "resumed_from": run.resumed_from, "rerun_of": run.rerun_of,
+            "params": run.params, "seed": run.seed}, to_everyone=True)
+        run.last_seq = payload["seq"]  # the answer to the request shows what is stored
 
     def cancel(self, run_id: str) -> Run:
         """Stop a queued or running run; its last whole epoch's checkpoint stays."""
@@ -372,6 +378,7 @@ class RunService:
             "dataset_id": run.dataset_id,
             "params": run.params,
             "n_train": msg.get("n_train"),
+            "n_val": msg.get("n_val", 0),
             "n_test": msg.get("n_test"),
         }, {"status": RunStatus.RUNNING.value, "started_at": now, "worker_pid": msg.get("pid")})
         self.metrics.runs.labels("running").inc()
@@ -455,6 +462,10 @@ class RunService:
         if run.algorithm != NETWORK_ALGORITHM:
             self._complete_algorithm(run, msg)
             return
+        final = msg.get("final", {})
+        for split, scores in (run.metrics or {}).items():  # the last epoch's held-out loss, same weights
+            if split in final and scores.get("loss") is not None:
+                final[split]["loss"] = scores["loss"]
         network = self.store.get_network(run.network_id) if run.network_id else None
         version_number = None
         if network is None:
@@ -483,25 +494,26 @@ class RunService:
             "progress": 100,
             "version": version_number,
             "total_epochs": run.total_epochs,
-            "metrics": msg.get("final", {}),
+            "metrics": final,
         }, {"status": RunStatus.COMPLETED.value, "finished_at": time.time(), "progress": 100.0,
-            "version": version_number, "metrics": msg.get("final", {})})
+            "version": version_number, "metrics": final})
         self.metrics.runs.labels("completed").inc()
         self._forget(run.id)
 
     def _complete_algorithm(self, run: Run, msg: dict[str, Any]) -> None:
         final = msg["final"]
-        test = final.get("test", {})
+        # `accuracy` is held-out accuracy, as for networks: validation when the dataset has it, else test
+        held_out = final.get("val") or final.get("test", {})
         self.report(run, "training_complete", {
             "status": "completed",
-            "accuracy": test.get("accuracy"),
+            "accuracy": held_out.get("accuracy"),
             "progress": 100,
             "total_epochs": run.total_epochs,
             "metrics": final,
             "feature_importances": msg.get("importances"),
             "warnings": msg.get("warnings", []),
         }, {"status": RunStatus.COMPLETED.value, "finished_at": time.time(), "progress": 100.0,
-            "epochs_done": msg.get("steps_done", run.total_epochs), "accuracy": test.get("accuracy"),
+            "epochs_done": msg.get("steps_done", run.total_epochs), "accuracy": held_out.get("accuracy"),
             "metrics": final, "importances": msg.get("importances"),
             "model_path": msg["model"]["path"], "model_sha256": msg["model"]["sha256"]})
         self.metrics.runs.labels("completed").inc()
@@ -541,6 +553,33 @@ class RunService:
         with self._lock:
             self._seq.pop(run_id, None)
             self._running.pop(run_id, None)
+            discard = run_id in self._discard
+            self._discard.discard(run_id)
+        if discard:
+            self.delete_runs([self.store.get_run(run_id)])
+
+    def delete_runs(self, runs: list[Run | None]) -> int:
+        """Remove ended runs with their events and the files only they use; how many went."""
+        runs = [r for r in runs if r is not None]
+        for run in runs:
+            if run.network_id is None:
+                self.artifacts.delete(f"runs/{run.id}")
+            elif run.version is None:  # checkpoints of a run that made no version
+                self.artifacts.delete(f"networks/{run.network_id}/runs/{run.id}")
+        return self.store.delete_runs([r.id for r in runs])
+
+    def cancel_and_delete(self, run_id: str) -> None:
+        """Cancel an active run; its rows and files go once its worker has stopped and the end is recorded."""
+        with self._lock:
+            self._discard.add(run_id)
+        run = self.store.get_run(run_id)
+        if run is not None and RunStatus(run.status).active:
+            if not self.runner.cancel(run_id):  # not ours: end it here (which deletes it)
+                self.on_message(run_id, {"type": "cancelled", "epochs_done": None})
+            return
+        with self._lock:  # it ended meanwhile: nothing more will come for it
+            self._discard.discard(run_id)
+        self.delete_runs([run])
 
     # -- start-up and shut-down ----------------------------------------------
     def _orphaned(self, run: Run, live: set[str]) -> bool:
