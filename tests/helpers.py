@@ -59,3 +59,17 @@ def wait_for_epochs(client, run_id: str, epochs: int = 1, *, timeout: float = 60
         return run if run["epochs_done"] - run["start_epoch"] >= epochs else None
 
     return wait_until(reached, timeout=timeout, what=f"{epochs} epoch(s) of run {run_id}")
+
+
+def create_experiment(client, **body) -> dict:
+    """POST /api/experiments, asserting it was created; the response JSON."""
+    response = client.post("/api/experiments", json=body)
+    assert response.status_code == 201, response.get_json()
+    return response.get_json()
+
+
+def run_in(client, experiment_id: str, **body) -> dict:
+    """POST /api/experiments/{id}/runs, asserting it was accepted; the response JSON."""
+    response = client.post(f"/api/experiments/{experiment_id}/runs", json=body)
+    assert response.status_code == 202, response.get_json()
+    return response.get_json()
