@@ -1,14 +1,15 @@
 """Run livetrain's benchmarks, print a results table, write bench/results/latest.json.
 
-    python -m bench.run_all                 # everything (about 2 minutes on 2 cores)
-    python -m bench.run_all --only events   # one benchmark: epoch, status, events
+    python -m bench.run_all                 # everything (about 2.5 minutes on 2 cores)
+    python -m bench.run_all --only events   # one benchmark: epoch, status, events, sklearn
     python -m bench.run_all --rounds 5      # more rounds of the epoch-time comparison
 
 Run from the repository root with the project installed (`pip install -e .` plus the test
 requirements: python-socketio[client], websocket-client, requests). MNIST's test-set IDX
 files are read from LIVETRAIN_MNIST_DIR (default ../shared/data/mnist). Every server is
 a real `livetrain serve --async-mode eventlet` on 127.0.0.1, a free port and a temporary
-home, stopped at the end even on error. Targets are reported, never asserted.
+home, stopped at the end even on error. The scikit-learn benchmark (6) needs no server: it
+calls livetrain's step trainer in this process. Targets are reported, never asserted.
 """
 
 from __future__ import annotations
@@ -70,7 +71,14 @@ def run_events(args) -> dict[str, Any]:
     return out
 
 
-BENCHMARKS = {"epoch": run_epoch, "status": run_status, "events": run_events}
+def run_sklearn(args) -> dict[str, Any]:
+    """Benchmark 6: a random forest grown live in steps against one plain fit."""
+    from bench import sklearn_steps
+
+    return sklearn_steps.run(rounds=args.sklearn_rounds, n_jobs=args.sklearn_n_jobs)
+
+
+BENCHMARKS = {"epoch": run_epoch, "status": run_status, "events": run_events, "sklearn": run_sklearn}
 
 
 def _fmt(value: float | None, unit: str = "", digits: int = 3) -> str:
@@ -129,6 +137,16 @@ def table(results: dict[str, Any]) -> str:
         rows.append(("5", "held-out accuracy after 10 epochs",
                      f"{acc['server'] * 100:.2f}% ({acc['correct']}/{acc['total']})", ">= 93%",
                      "yes" if acc["met"] else "NO"))
+    sk = results.get("sklearn")
+    if sk and "error" not in sk:
+        work, med = sk["workload"], sk["median_seconds"]
+        rows.append(("6", f"live random forest ({work['trees']} trees in {work['steps']} steps) / one plain fit",
+                     f"{sk['ratio']:.2f} ({med['live']:.2f} s vs {med['plain']:.2f} s, n_jobs {work['n_jobs']}); "
+                     f"same model: {'yes' if sk['same_model'] else 'NO'}", f"<= {sk['target']}",
+                     "yes" if sk["met"] else "NO"))
+    elif sk:
+        rows.append(("6", "live random forest / plain fit", "error: " + sk["error"].strip().splitlines()[-1][:80],
+                     "", "NO"))
     widths = [max(len(str(r[i])) for r in rows) for i in range(5)]
     lines = ["| " + " | ".join(str(c).ljust(w) for c, w in zip(r, widths)) + " |" for r in rows]
     lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
@@ -147,6 +165,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--client-processes", type=int, default=1,
                         help="processes the python-socketio clients are spread over")
     parser.add_argument("--no-diagnostics", action="store_true", help="skip the diagnostic client variants")
+    parser.add_argument("--sklearn-rounds", type=int, default=3, help="rounds of the random-forest comparison")
+    parser.add_argument("--sklearn-n-jobs", type=int, default=1,
+                        help="threads for both sides of the random-forest comparison (a worker's budget)")
     parser.add_argument("--out", type=Path, default=RESULTS / "latest.json")
     args = parser.parse_args(argv)
 
