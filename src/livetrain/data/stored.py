@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import functools
 import io
-import json
 from pathlib import Path
 from typing import Any
 
@@ -59,22 +58,17 @@ def load_arrays(info: Dataset, mnist_dir: Path | str, store: ArtifactStore) -> D
     if info.builtin:
         return load_dataset(info.id, mnist_dir)
     ref = info.files["arrays"]
-    return _load_stored(str(store.root), info.id, ref["path"], ref["sha256"], _frozen(info))
-
-
-def _frozen(info: Dataset) -> str:
-    # the cache key must be hashable; the entity is not, its JSON is
-    return json.dumps(info.to_dict(), sort_keys=True, default=str)
-
-
-@functools.lru_cache(maxsize=8)
-def _load_stored(root: str, dataset_id: str, path: str, sha256: str, info_json: str) -> DatasetArrays:
-    store = ArtifactStore(Path(root))
-    data = np.load(store.open_verified(path, sha256), allow_pickle=False)
-    info = Dataset(**{k: v for k, v in json.loads(info_json).items()})
+    data = _load_npz(str(store.root), ref["path"], ref["sha256"])
     preprocessing = {k: info.meta[k] for k in ("target_mean", "target_std") if k in info.meta}
     return DatasetArrays(info, data["X_train"], data["y_train"], data["X_test"], data["y_test"],
                          preprocessing, X_val=data["X_val"], y_val=data["y_val"])
+
+
+@functools.lru_cache(maxsize=8)
+def _load_npz(root: str, path: str, sha256: str) -> dict[str, np.ndarray]:
+    """The split arrays of a stored dataset, read once per process (the SHA-256 names the content)."""
+    with np.load(ArtifactStore(Path(root)).open_verified(path, sha256), allow_pickle=False) as data:
+        return {name: data[name] for name in data.files}
 
 
 def load_pipeline(info: Dataset, store: ArtifactStore):

@@ -214,7 +214,7 @@ def network_final_metrics(engine, spec, data) -> dict[str, Any]:
     """The trained network scored on every split with the same metrics as the scikit-learn runs."""
     import numpy as np
 
-    from livetrain.training.metrics import classification_metrics, regression_metrics
+    from livetrain.training.metrics import classification_metrics, factorization_rate, regression_metrics
 
     out = {}
     for split in ("train", "val", "test"):
@@ -231,8 +231,8 @@ def network_final_metrics(engine, spec, data) -> dict[str, Any]:
         else:
             predicted = data.unscale_target(outputs.reshape(y.shape))
             out[split] = regression_metrics(data.unscale_target(y), predicted)
-    if data.info.meta.get("kind") == "factorization":
-        add_factorization_rates(out, data, engine.outputs)
+            if data.info.meta.get("kind") == "factorization":
+                out[split]["factorized"] = factorization_rate(getattr(data, f"X_{split}"), predicted)
     return out
 
 
@@ -242,8 +242,7 @@ def add_factorization_rates(final: dict[str, Any], data, predict) -> None:
 
     for split, scores in final.items():
         X = getattr(data, f"X_{split}")
-        predicted = data.unscale_target(predict(X).reshape(len(X), -1))
-        scores["factorized"] = factorization_rate(X, predicted)
+        scores["factorized"] = factorization_rate(X, data.unscale_target(predict(X).reshape(len(X), -1)))
 
 
 def serve(sock: socket.socket) -> None:

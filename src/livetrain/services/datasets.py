@@ -7,7 +7,6 @@ import json
 import threading
 import time
 import uuid
-from collections import OrderedDict
 from typing import Any
 
 import numpy as np
@@ -16,6 +15,7 @@ from livetrain.concurrency import run_blocking
 from livetrain.data.sources import DatasetArrays, available_datasets, default_dataset_id
 from livetrain.data.stored import dataset_dir, load_arrays, load_pipeline, preprocessing_of, write_dataset_files
 from livetrain.errors import Conflict, NotFound, PayloadTooLarge, ValidationError
+from livetrain.services.common import LruCache, whole_number
 from livetrain.store import Dataset
 from livetrain.store.entities import ACTIVE_STATUSES
 
@@ -48,14 +48,9 @@ def _parse_json_field(value: Any, name: str, kind: type) -> Any:
 def _seed(value: Any) -> int:
     if value is None or value == "":
         return 0
-    try:
-        seed = int(value)
-    except (TypeError, ValueError):
-        seed = -1
-    if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()) or not 0 <= seed < 2**31:
-        raise ValidationError("seed must be a whole number between 0 and 2147483647", code="bad_parameter",
-                              detail={"field": "seed"})
-    return seed
+    if isinstance(value, str):  # a form field
+        value = int(value) if value.strip().lstrip("-").isdigit() else value
+    return whole_number(value, "seed", 0, 2**31 - 1)
 
 
 SPLIT_HINT = "split must be three fractions (train, validation, test), e.g. [0.7, 0.15, 0.15] or 0.7,0.15,0.15"
@@ -81,7 +76,7 @@ class DatasetService:
         self.artifacts = artifacts
         self.settings = settings
         self.emitter = emitter
-        self._pipelines: OrderedDict[str, Any] = OrderedDict()
+        self._pipelines = LruCache(PIPELINE_CACHE_SIZE)  # pipeline SHA-256 -> fitted preprocessing
         self._summaries: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
 
@@ -304,17 +299,8 @@ class DatasetService:
     # -- predictions on raw rows -------------------------------------------------
     def pipeline(self, dataset: Dataset):
         """The fitted preprocessing of a stored dataset (cached)."""
-        key = dataset.files["pipeline"]["sha256"]
-        with self._lock:
-            if key in self._pipelines:
-                self._pipelines.move_to_end(key)
-                return self._pipelines[key]
-        pipeline = load_pipeline(dataset, self.artifacts)
-        with self._lock:
-            self._pipelines[key] = pipeline
-            while len(self._pipelines) > PIPELINE_CACHE_SIZE:
-                self._pipelines.popitem(last=False)
-        return pipeline
+        return self._pipelines.get_or_load(dataset.files["pipeline"]["sha256"],
+                                           lambda: load_pipeline(dataset, self.artifacts))
 
     def features(self, dataset: Dataset, rows: list) -> np.ndarray:
         """Raw rows (dicts by column name, or lists in column order) through the dataset's preprocessing."""

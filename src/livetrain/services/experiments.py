@@ -100,7 +100,8 @@ class ExperimentService:
                                   detail={"field": "split"})
         runs = self.store.list_runs(experiment_id=experiment.id, newest_first=False)
         if metric is None:
-            tasks = {self._task(run.dataset_id) for run in runs}
+            datasets = (self.store.get_dataset(i) for i in {run.dataset_id for run in runs})
+            tasks = {d.task if d else None for d in datasets}
             metric = "r2" if tasks == {"regression"} else "accuracy"
         higher = higher_is_better(metric)
         ranked, unranked = [], []
@@ -117,7 +118,3 @@ class ExperimentService:
             "experiment_id": experiment.id, "metric": metric, "split": split,
             "direction": DIRECTIONS[metric], "entries": rank(ranked, higher), "unranked": unranked,
         }
-
-    def _task(self, dataset_id: str) -> str | None:
-        dataset = self.store.get_dataset(dataset_id)
-        return dataset.task if dataset else None

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from typing import Any
 
 from livetrain.concurrency import run_blocking
-from livetrain.errors import Conflict, ValidationError
+from livetrain.errors import Conflict
+from livetrain.services.common import LruCache, raw_rows
 from livetrain.store import Run
 from livetrain.store.entities import NETWORK_ALGORITHM
 
@@ -24,8 +23,7 @@ class ModelService:
         self.datasets = datasets
         self.networks = networks
         self.runs = runs
-        self._models: OrderedDict[str, Any] = OrderedDict()
-        self._lock = threading.Lock()
+        self._models = LruCache(MODEL_CACHE_SIZE)  # model SHA-256 -> fitted estimator
 
     def _finished(self, run_id: str) -> Run:
         run = self.runs.get(run_id)
@@ -47,17 +45,9 @@ class ModelService:
     def _estimator(self, run: Run):
         import joblib
 
-        with self._lock:
-            if run.model_sha256 in self._models:
-                self._models.move_to_end(run.model_sha256)
-                return self._models[run.model_sha256]
         # our own file, written by our worker; loaded only once its SHA-256 matches the recorded one
-        model = joblib.load(self.artifacts.open_verified(run.model_path, run.model_sha256))
-        with self._lock:
-            self._models[run.model_sha256] = model
-            while len(self._models) > MODEL_CACHE_SIZE:
-                self._models.popitem(last=False)
-        return model
+        return self._models.get_or_load(
+            run.model_sha256, lambda: joblib.load(self.artifacts.open_verified(run.model_path, run.model_sha256)))
 
     def predict(self, run_id: str, body: dict[str, Any]) -> dict[str, Any]:
         """Predictions of a run's model for raw rows (`rows`, or `row` for one)."""
@@ -65,13 +55,7 @@ class ModelService:
         if run.algorithm == NETWORK_ALGORITHM:
             result = self.networks.predict(run.network_id, body, version_number=run.version)
             return {"run_id": run.id, **result}
-        single = "row" in body or "input" in body
-        rows = [body.get("row", body.get("input"))] if single else body.get("rows", body.get("inputs"))
-        if not isinstance(rows, list) or not rows:
-            raise ValidationError("send 'rows' (a list of rows: objects by column name, or lists in column "
-                                  "order) or 'row' (one)", code="bad_input")
-        if len(rows) > self.settings.max_batch_inputs:
-            raise ValidationError(f"at most {self.settings.max_batch_inputs} rows per request", code="bad_input")
+        rows, single = raw_rows(body, self.settings.max_batch_inputs)
         dataset = self.datasets.get(run.dataset_id)
         return run_blocking(self._predict, run, dataset, rows, single)
 

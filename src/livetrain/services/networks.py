@@ -5,16 +5,15 @@ from __future__ import annotations
 import json
 import random
 import re
-import threading
 import time
 import uuid
-from collections import OrderedDict
 from typing import Any
 
 import numpy as np
 
 from livetrain.concurrency import run_blocking
 from livetrain.errors import NotFound, ValidationError
+from livetrain.services.common import LruCache, raw_rows
 from livetrain.store import Network, NetworkVersion
 from livetrain.training.spec import NetworkSpec, parse_network_spec
 
@@ -73,8 +72,7 @@ class NetworkService:
         self.emitter = emitter
         self.datasets = datasets
         self.runs = runs
-        self._models: OrderedDict[tuple[str, int], Any] = OrderedDict()
-        self._models_lock = threading.Lock()
+        self._models = LruCache(MODEL_CACHE_SIZE)  # (network id, version) -> torch model
 
     def get(self, network_id: str) -> Network:
         """The network, or 404."""
@@ -134,9 +132,7 @@ class NetworkService:
             self.runs.cancel(active.id)
         deleted = self.store.delete_network(network_id)
         on_disk = self.artifacts.delete(f"networks/{network_id}")
-        with self._models_lock:
-            for key in [k for k in self._models if k[0] == network_id]:
-                del self._models[key]
+        self._models.drop(lambda key: key[0] == network_id)
         self.emitter.resource("network_deleted", {"network_id": network_id, "ts": time.time()})
         return {"network_id": network_id, "deleted_from_memory": deleted, "deleted_from_disk": on_disk}
 
@@ -175,25 +171,19 @@ class NetworkService:
 
         from livetrain.training.model import build_model
 
-        key = (network.id, version.version)
-        with self._models_lock:
-            if key in self._models:
-                self._models.move_to_end(key)
-                return self._models[key]
-        dataset = self.datasets.get(network.dataset_id)
-        spec = NetworkSpec.from_dict(network.spec)
-        model = build_model(spec, dataset.input_shape, dataset.task, dataset.n_classes,
-                            max_parameters=self.settings.max_parameters,
-                            n_outputs=int(dataset.meta.get("n_outputs", 1)))
-        state = torch.load(self.artifacts.open_verified(version.weights_path, version.weights_sha256),
-                           weights_only=True)
-        model.load_state_dict(state["state_dict"])
-        model.eval()
-        with self._models_lock:
-            self._models[key] = model
-            while len(self._models) > MODEL_CACHE_SIZE:
-                self._models.popitem(last=False)
-        return model
+        def load():
+            dataset = self.datasets.get(network.dataset_id)
+            spec = NetworkSpec.from_dict(network.spec)
+            model = build_model(spec, dataset.input_shape, dataset.task, dataset.n_classes,
+                                max_parameters=self.settings.max_parameters,
+                                n_outputs=int(dataset.meta.get("n_outputs", 1)))
+            state = torch.load(self.artifacts.open_verified(version.weights_path, version.weights_sha256),
+                               weights_only=True)
+            model.load_state_dict(state["state_dict"])
+            model.eval()
+            return model
+
+        return self._models.get_or_load((network.id, version.version), load)
 
     def predict(self, network_id: str, body: dict[str, Any], version_number: int | None = None) -> dict[str, Any]:
         """Outputs for one input (`input`) or a batch (`inputs`), in the dataset's raw units."""
@@ -234,13 +224,7 @@ class NetworkService:
 
     def _predict_rows(self, network, dataset, body: dict[str, Any], version_number: int | None) -> dict[str, Any]:
         """Raw table rows (dicts by column, or lists in column order) through the dataset's pipeline."""
-        single = "input" in body or "row" in body
-        rows = [body.get("input", body.get("row"))] if single else body.get("inputs", body.get("rows"))
-        if not isinstance(rows, list) or not rows:
-            raise ValidationError("send 'rows' (a list of rows: objects by column name) or 'row' (one)",
-                                  code="bad_input")
-        if len(rows) > self.settings.max_batch_inputs:
-            raise ValidationError(f"at most {self.settings.max_batch_inputs} rows per request", code="bad_input")
+        rows, single = raw_rows(body, self.settings.max_batch_inputs)
         version = self.version(network, version_number)
         X = run_blocking(self.datasets.features, dataset, rows)
         result = run_blocking(self._predict, network, version, dataset, X, True, single)

@@ -15,6 +15,7 @@ import uuid
 from typing import Any
 
 from livetrain.errors import Conflict, NotFound, ValidationError
+from livetrain.services.common import whole_number
 from livetrain.store import Dataset, Network, NetworkVersion, Run, RunEvent, RunStatus
 from livetrain.store.entities import ACTIVE_STATUSES, DEFAULT_EXPERIMENT_ID, NETWORK_ALGORITHM
 from livetrain.training.spec import NetworkSpec, parse_hyperparams
@@ -62,13 +63,6 @@ def dataset_job(dataset: Dataset) -> dict[str, Any]:
 def owner_token() -> str:
     """Who runs a local job: host, process, and this server instance."""
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-
-
-def _whole(value: Any, name: str, low: int, high: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | float) or int(value) != value or not low <= value <= high:
-        raise ValidationError(f"{name} must be a whole number between {low} and {high}", code="bad_parameter",
-                              detail={"field": name})
-    return int(value)
 
 
 def _pid_alive(pid: int) -> bool:
@@ -134,6 +128,12 @@ class RunService:
             raise NotFound(f"no experiment {value!r}", detail={"field": "experiment_id"})
         return value
 
+    def _experiment_of(self, source: Run) -> str:
+        """Where a run that continues or repeats `source` goes: its experiment, or the default if that is gone."""
+        if source.experiment_id and self.store.get_experiment(source.experiment_id) is not None:
+            return source.experiment_id
+        return DEFAULT_EXPERIMENT_ID
+
     def start(self, network_id: str, body: dict[str, Any]) -> Run:
         """Queue a run of a network (from fresh weights, or its latest checkpoint with `resume`)."""
         network, dataset = self._network_and_dataset(network_id)
@@ -171,7 +171,7 @@ class RunService:
         if dataset.task == "regression" and dataset.meta.get("n_outputs", 1) > 1 and not algorithm.multi_output:
             raise ValidationError(f"{key} does not predict several targets at once; dataset {dataset.id} has "
                                   f"{dataset.meta['n_outputs']}", code="unsupported_task")
-        seed = _whole(body.get("seed", 0), "seed", 0, 2**31 - 1)
+        seed = whole_number(body.get("seed", 0), "seed", 0, 2**31 - 1)
         steps = int(params["epochs"]) if algorithm.strategy == "epochs" else resolve_steps(
             body.get("steps", DEFAULT_STEPS))
         return self._queue_algorithm(key, dataset, params, seed, steps, experiment_id)
@@ -222,8 +222,7 @@ class RunService:
         recorded = source.repro.get("dataset_sha256")
         if recorded and dataset.content_sha256 and recorded != dataset.content_sha256:
             raise Conflict(f"dataset {dataset.id} no longer holds the data run {run_id} trained on")
-        experiment_id = source.experiment_id if self.store.get_experiment(source.experiment_id or "") else \
-            DEFAULT_EXPERIMENT_ID
+        experiment_id = self._experiment_of(source)
         if source.algorithm != NETWORK_ALGORITHM:
             return self._queue_algorithm(source.algorithm, dataset, source.params, source.seed or 0,
                                          source.repro.get("steps", source.total_epochs), experiment_id,
@@ -261,8 +260,7 @@ class RunService:
         start_epoch = (source.checkpoint_epoch or 0) if source else 0
         dataset = self.store.get_dataset(network.dataset_id)
         if experiment_id is None:
-            experiment_id = (source.experiment_id if source and self.store.get_experiment(source.experiment_id or "")
-                             else DEFAULT_EXPERIMENT_ID)
+            experiment_id = self._experiment_of(source) if source else DEFAULT_EXPERIMENT_ID
         run = Run(
             id=uuid.uuid4().hex[:12],
             network_id=network.id,
