@@ -7,6 +7,8 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from typing import Any
 
+import numpy as np
+
 from livetrain.errors import ValidationError
 
 
@@ -56,3 +58,48 @@ def raw_rows(body: dict[str, Any], limit: int) -> tuple[list, bool]:
     if len(rows) > limit:
         raise ValidationError(f"at most {limit} rows per request", code="bad_input")
     return rows, single
+
+
+def _has_bool(rows: list) -> bool:
+    """True if any value in (nested) lists is a JSON boolean, which numpy would take for 0 or 1."""
+    stack = list(rows)
+    while stack:
+        value = stack.pop()
+        if isinstance(value, list):
+            stack.extend(value)
+        elif isinstance(value, bool):
+            return True
+    return False
+
+
+def _null_path(rows: list, name: str, single: bool) -> str | None:
+    """Where the first null sits in (nested) input lists, as `input[3]` or `inputs[0][2]`; None if none."""
+    stack = [(f"{name}" if single else f"{name}[{i}]", row) for i, row in enumerate(rows)]
+    while stack:
+        path, value = stack.pop(0)
+        if value is None:
+            return path
+        if isinstance(value, list):
+            stack[:0] = [(f"{path}[{i}]", v) for i, v in enumerate(value)]
+    return None
+
+
+def numeric_rows(rows: list, dataset, *, noun: str, single: bool, code: str = "validation_error") -> np.ndarray:
+    """Rows of plain numbers for a dataset without a table pipeline, checked: float32, one row per input."""
+    if _has_bool(rows):
+        raise ValidationError(f"{noun}s must be numbers, not true/false", code=code)
+    null = _null_path(rows, noun if single else f"{noun}s", single)
+    if null:
+        raise ValidationError(f"{null}: every value must be a number, not null", code=code, detail={"field": null})
+    try:
+        with np.errstate(over="ignore"):  # beyond float32 becomes inf, refused just below
+            X = np.asarray(rows, dtype=np.float32)
+    except (TypeError, ValueError):
+        raise ValidationError(f"every {noun} must be a list of numbers", code=code) from None
+    X = X.reshape(len(rows), -1) if X.ndim > 2 else X
+    if X.ndim != 2 or X.shape[1] != dataset.n_features:
+        raise ValidationError(f"each {noun} must have {dataset.n_features} numbers "
+                              f"(dataset {dataset.id}), got shape {list(np.shape(rows))[1:]}", code=code)
+    if not np.isfinite(X).all():
+        raise ValidationError(f"{noun}s must be finite numbers", code=code)
+    return X

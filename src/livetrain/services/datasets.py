@@ -15,7 +15,7 @@ from livetrain.concurrency import run_blocking
 from livetrain.data.sources import DatasetArrays, available_datasets, default_dataset_id
 from livetrain.data.stored import dataset_dir, load_arrays, load_pipeline, preprocessing_of, write_dataset_files
 from livetrain.errors import Conflict, NotFound, PayloadTooLarge, ValidationError
-from livetrain.services.common import LruCache, whole_number
+from livetrain.services.common import LruCache, numeric_rows, whole_number
 from livetrain.store import Dataset
 from livetrain.store.entities import ACTIVE_STATUSES
 
@@ -307,15 +307,8 @@ class DatasetService:
         from livetrain.data import tabular
 
         if dataset.builtin:
-            arrays = self.arrays(dataset)
-            try:
-                X = np.asarray(rows, dtype=np.float32)
-            except (TypeError, ValueError):
-                raise ValidationError("every row must be a list of numbers", code="bad_input") from None
-            if X.ndim != 2 or X.shape[1] != dataset.n_features:
-                raise ValidationError(f"each row must have {dataset.n_features} numbers (dataset {dataset.id})",
-                                      code="bad_input")
-            return arrays.preprocess(X)
+            X = numeric_rows(rows, dataset, noun="row", single=False, code="bad_input")
+            return self.arrays(dataset).preprocess(X)
         schema = tabular.Schema.from_dict(dataset.meta["schema"])
         return tabular.transform_rows(self.pipeline(dataset), schema, rows)
 

@@ -13,7 +13,7 @@ import numpy as np
 
 from livetrain.concurrency import run_blocking
 from livetrain.errors import NotFound, ValidationError
-from livetrain.services.common import LruCache, raw_rows
+from livetrain.services.common import LruCache, numeric_rows, raw_rows
 from livetrain.store import Network, NetworkVersion
 from livetrain.training.spec import NetworkSpec, parse_network_spec
 
@@ -36,30 +36,6 @@ def check_name(name: Any, what: str = "name") -> str:
         raise ValidationError(f"{what} must be 1-100 letters, digits, spaces, '_', '.' or '-' "
                               "(no slashes or '..')", detail={"field": what})
     return name
-
-
-def _has_bool(rows: list) -> bool:
-    """True if any value in (nested) lists is a JSON boolean, which numpy would take for 0 or 1."""
-    stack = list(rows)
-    while stack:
-        value = stack.pop()
-        if isinstance(value, list):
-            stack.extend(value)
-        elif isinstance(value, bool):
-            return True
-    return False
-
-
-def _null_path(rows: list, name: str, single: bool) -> str | None:
-    """Where the first null sits in (nested) input lists, as `input[3]` or `inputs[0][2]`; None if none."""
-    stack = [(f"{name}" if single else f"{name}[{i}]", row) for i, row in enumerate(rows)]
-    while stack:
-        path, value = stack.pop(0)
-        if value is None:
-            return path
-        if isinstance(value, list):
-            stack[:0] = [(f"{path}[{i}]", v) for i, v in enumerate(value)]
-    return None
 
 
 class NetworkService:
@@ -201,26 +177,9 @@ class NetworkService:
             raise ValidationError("inputs must be a non-empty list")
         if len(rows) > self.settings.max_batch_inputs:
             raise ValidationError(f"at most {self.settings.max_batch_inputs} inputs per request")
-        dataset = self.datasets.get(network.dataset_id)
-        if _has_bool(rows):
-            raise ValidationError("inputs must be numbers, not true/false")
-        null = _null_path(rows, "input" if single else "inputs", single)
-        if null:
-            raise ValidationError(f"{null}: every value must be a number, not null", detail={"field": null})
-        try:
-            with np.errstate(over="ignore"):  # beyond float32 becomes inf, refused just below
-                X = np.asarray(rows, dtype=np.float32)
-        except (TypeError, ValueError):
-            raise ValidationError("every input must be a list of numbers") from None
-        X = X.reshape(len(rows), -1) if X.ndim > 2 else X
-        if X.ndim != 2 or X.shape[1] != dataset.n_features:
-            raise ValidationError(f"each input must have {dataset.n_features} numbers "
-                                  f"(dataset {dataset.id}), got shape {list(np.shape(rows))[1:]}")
-        if not np.isfinite(X).all():
-            raise ValidationError("inputs must be finite numbers")
+        X = numeric_rows(rows, dataset, noun="input", single=single)
         version = self.version(network, version_number)
-        scaled = bool(body.get("scaled", False)) or not dataset.builtin  # stored passthrough sets are not scaled
-        return run_blocking(self._predict, network, version, dataset, X, scaled, single)
+        return run_blocking(self._predict, network, version, dataset, X, bool(body.get("scaled", False)), single)
 
     def _predict_rows(self, network, dataset, body: dict[str, Any], version_number: int | None) -> dict[str, Any]:
         """Raw table rows (dicts by column, or lists in column order) through the dataset's pipeline."""
