@@ -312,6 +312,15 @@ def test_the_leaderboard_ranks_best_first_and_ties_share_a_rank(board, client):
     assert entries[0]["value"] == entries[1]["value"] == board["runs"]["best"]["metrics"]["test"]["f1"]
 
 
+def test_a_limited_leaderboard_shows_the_top_and_counts_the_rest(board, client):
+    whole = leaderboard(client, board["experiment"]["id"], metric="f1", split="test")
+    top = leaderboard(client, board["experiment"]["id"], metric="f1", split="test", limit=2)
+    assert top["entries"] == whole["entries"][:2]
+    assert top["counts"] == whole["counts"] == {"ranked": len(whole["entries"]), "unranked": 0, "live": 0}
+    assert top["dataset_ids"] == sorted({e["dataset_id"] for e in whole["entries"]})
+    assert top["network_runs"] is any(e["algorithm"] == "network" for e in whole["entries"])
+
+
 def test_a_leaderboard_entry_shows_the_run_behind_it(board, client):
     by_id = {e["run_id"]: e for e in leaderboard(client, board["experiment"]["id"], metric="f1")["entries"]}
     for name, run in board["runs"].items():
@@ -388,7 +397,24 @@ def test_an_empty_experiment_has_an_empty_leaderboard(client):
     assert (ranked["metric"], ranked["entries"], ranked["unranked"]) == ("accuracy", [], [])
 
 
+def test_a_run_stopped_early_is_listed_but_not_ranked(client):
+    # it keeps its last step's numbers, which are not a result to rank against finished runs
+    experiment_id = create_experiment(client, name="stopped-early")["id"]
+    run_id = run_in(client, experiment_id, **LONG_RUN)["run_id"]
+    running = wait_for_epochs(client, run_id, 1)
+    assert leaderboard(client, experiment_id, split="test")["entries"][0]["run_id"] == run_id  # live: ranked
+    client.post(f"/api/runs/{run_id}/cancel")
+    stopped = wait_for_run(client, run_id)
+    assert stopped["status"] == "cancelled" and stopped["metrics"]["test"]["accuracy"] is not None
+    board = leaderboard(client, experiment_id, split="test")
+    assert board["entries"] == []
+    assert [(e["run_id"], e["status"], e["value"]) for e in board["unranked"]] == [(run_id, "cancelled", None)]
+    assert running["status"] == "running"
+
+
 @pytest.mark.parametrize("query, status, error", [
+    ({"limit": 0}, 400, "validation_error"),
+    ({"limit": "ten"}, 400, "validation_error"),
     ({"metric": "auc"}, 400, "unknown_metric"),
     ({"metric": ""}, 400, "unknown_metric"),
     ({"split": "validation"}, 400, "validation_error"),

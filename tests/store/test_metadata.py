@@ -215,3 +215,18 @@ def test_counts_gives_networks_and_active_runs_in_one_call(tmp_path):
         store.create_run(Run(id=run_id, network_id="n0", dataset_id="iris", status=status))
     assert store.counts() == (2, 2)
     store.close()
+
+
+def test_datasets_list_built_ins_by_id_then_the_newest_first(tmp_path):
+    from livetrain.store import Dataset, MetadataStore
+
+    store = MetadataStore(f"sqlite:///{tmp_path / 'order.db'}")
+    store.create_schema()
+    for i, (dataset_id, builtin) in enumerate([("zoo", True), ("old", False), ("alpha", True), ("new", False)]):
+        store.upsert_dataset(Dataset(id=dataset_id, name=dataset_id, task="classification", source="test",
+                                     n_features=2, n_classes=2, input_shape=[2], n_train=7, n_test=3,
+                                     builtin=builtin, created_at=1000.0 + i))
+    assert [d.id for d in store.list_datasets()] == ["alpha", "zoo", "new", "old"]
+    assert [d.id for d in store.list_datasets(limit=2, offset=2)] == ["new", "old"]
+    assert store.count_datasets() == 4
+    store.close()

@@ -60,7 +60,7 @@ def start_run(experiment_id: str, body):
 @bp.input(LeaderboardQuery, location="query", arg_name="query")
 def leaderboard(experiment_id: str, query):
     """The experiment's runs ranked by one metric on one split (ties share a rank)."""
-    return _svc().experiments.leaderboard(experiment_id, query.get("metric"), query["split"])
+    return _svc().experiments.leaderboard(experiment_id, query.get("metric"), query["split"], query.get("limit"))
 
 
 @algorithms_bp.get("")

@@ -72,6 +72,8 @@ class ExperimentRunIn(TrainIn):
 class LeaderboardQuery(Loose):
     metric = fields.String(load_default=None, metadata={"description": "default: accuracy (r2 for regression)"})
     split = fields.String(load_default="test", validate=OneOf(["train", "val", "test"]))
+    limit = fields.Integer(load_default=None, validate=Range(min=1, max=MAX_INDEX),
+                           metadata={"description": "keep the first N ranked and N unranked runs (default: all)"})
 
 
 class PageQuery(Loose):

@@ -8,10 +8,11 @@ from typing import Any
 
 from livetrain.errors import Conflict, NotFound, ValidationError
 from livetrain.store import Experiment
-from livetrain.store.entities import ACTIVE_STATUSES, DEFAULT_EXPERIMENT_ID
+from livetrain.store.entities import ACTIVE_STATUSES, DEFAULT_EXPERIMENT_ID, NETWORK_ALGORITHM, RunStatus
 from livetrain.training.metrics import DIRECTIONS, higher_is_better
 
 SPLITS = ("train", "val", "test")
+RANKED_STATUSES = (*ACTIVE_STATUSES, RunStatus.COMPLETED.value)
 TIE_DIGITS = 12  # values equal to 12 significant digits share a rank (float noise is not a difference)
 
 
@@ -92,29 +93,48 @@ class ExperimentService:
         self.emitter.resource("experiment_deleted", {"experiment_id": experiment.id, "ts": time.time()})
         return {"experiment_id": experiment.id, "deleted": True, "deleted_runs": deleted_runs}
 
-    def leaderboard(self, experiment_id: str, metric: str | None, split: str) -> dict[str, Any]:
-        """The experiment's runs ranked by one metric on one split; runs without it are listed apart."""
+    def leaderboard(self, experiment_id: str, metric: str | None, split: str,
+                    limit: int | None = None) -> dict[str, Any]:
+        """The experiment's runs ranked by one metric on one split; runs without it are listed apart.
+
+        `limit` keeps the first `limit` of each list (the best ranked, the oldest unranked); `counts`
+        always tells how many there are in all.
+        """
         experiment = self.get(experiment_id)
         if split not in SPLITS:
             raise ValidationError(f"split must be one of {', '.join(SPLITS)}", code="bad_parameter",
                                   detail={"field": "split"})
-        runs = self.store.list_runs(experiment_id=experiment.id, newest_first=False)
+        runs = self.store.run_scores(experiment.id)
+        dataset_ids = sorted({run["dataset_id"] for run in runs if run["dataset_id"]})
         if metric is None:
-            datasets = (self.store.get_dataset(i) for i in {run.dataset_id for run in runs})
-            tasks = {d.task if d else None for d in datasets}
+            tasks = {d.task if d else None for d in (self.store.get_dataset(i) for i in dataset_ids)}
             metric = "r2" if tasks == {"regression"} else "accuracy"
         higher = higher_is_better(metric)
         ranked, unranked = [], []
         for run in runs:
-            value = (run.metrics.get(split) or {}).get(metric)
+            metrics = run["metrics"] or {}
+            value = (metrics.get(split) or {}).get(metric)
             entry = {
-                "run_id": run.id, "algorithm": run.algorithm, "network_id": run.network_id,
-                "dataset_id": run.dataset_id, "status": run.status, "params": run.params, "seed": run.seed,
-                "value": value, "metrics": run.metrics.get(split) or {}, "created_at": run.created_at,
-                "live": run.status in ACTIVE_STATUSES,  # its value still changes with every step
+                "run_id": run["id"], "algorithm": run["algorithm"], "network_id": run["network_id"],
+                "dataset_id": run["dataset_id"], "status": run["status"], "params": run["params"],
+                "seed": run["seed"], "value": value, "metrics": metrics.get(split) or {},
+                "created_at": run["created_at"],
+                "live": run["status"] in ACTIVE_STATUSES,  # its value still changes with every step
             }
-            (ranked if isinstance(value, int | float) else unranked).append(entry)
+            # a run that stopped early (cancelled, failed, interrupted) keeps its last step's
+            # numbers, but they are not a result: it is listed, not ranked
+            if not isinstance(value, int | float) or run["status"] not in RANKED_STATUSES:
+                entry["value"] = None
+                unranked.append(entry)
+            else:
+                ranked.append(entry)
+        entries = rank(ranked, higher)
         return {
             "experiment_id": experiment.id, "metric": metric, "split": split,
-            "direction": DIRECTIONS[metric], "entries": rank(ranked, higher), "unranked": unranked,
+            "direction": DIRECTIONS[metric], "entries": entries[:limit], "unranked": unranked[:limit],
+            # what the whole board holds, also when `limit` shows only its top
+            "counts": {"ranked": len(entries), "unranked": len(unranked),
+                       "live": sum(1 for run in runs if run["status"] in ACTIVE_STATUSES)},
+            "dataset_ids": dataset_ids,
+            "network_runs": any(run["algorithm"] == NETWORK_ALGORITHM for run in runs),
         }

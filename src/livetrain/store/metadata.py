@@ -20,6 +20,7 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    case,
     create_engine,
     delete,
     event,
@@ -253,11 +254,19 @@ class MetadataStore:
             row = s.get(DatasetRow, dataset_id)
             return _entity(Dataset, row) if row else None
 
-    def list_datasets(self) -> list[Dataset]:
-        """Every dataset, built-ins first."""
+    def list_datasets(self, limit: int | None = None, offset: int = 0) -> list[Dataset]:
+        """Datasets: built-ins first (by id), then the others, newest first."""
+        newest_first = case((DatasetRow.builtin.is_(True), 0.0), else_=-DatasetRow.created_at)
+        query = select(DatasetRow).order_by(DatasetRow.builtin.desc(), newest_first, DatasetRow.id).offset(offset)
+        if limit is not None:
+            query = query.limit(limit)
         with self._tx() as s:
-            rows = s.scalars(select(DatasetRow).order_by(DatasetRow.builtin.desc(), DatasetRow.id))
-            return [_entity(Dataset, r) for r in rows]
+            return [_entity(Dataset, r) for r in s.scalars(query)]
+
+    def count_datasets(self) -> int:
+        """How many datasets exist."""
+        with self._tx() as s:
+            return s.scalar(select(func.count()).select_from(DatasetRow)) or 0
 
     def delete_dataset(self, dataset_id: str) -> bool:
         """Remove a dataset's row; True if there was one."""
@@ -427,6 +436,21 @@ class MetadataStore:
             query = query.limit(limit)
         with self._tx() as s:
             return [_entity(Run, r) for r in s.scalars(query)]
+
+    def run_scores(self, experiment_id: str) -> list[dict[str, Any]]:
+        """What a leaderboard needs of every run of an experiment, oldest first: a light read of a few
+        columns (no entities, no reproducibility records), so thousands of runs rank quickly."""
+        columns = (RunRow.id, RunRow.algorithm, RunRow.network_id, RunRow.dataset_id, RunRow.status,
+                   RunRow.params, RunRow.seed, RunRow.metrics, RunRow.created_at)
+        query = select(*columns).where(RunRow.experiment_id == experiment_id).order_by(RunRow.created_at, RunRow.id)
+        with self._tx() as s:
+            return [dict(row._mapping) for row in s.execute(query)]
+
+    def run_dataset_ids(self, experiment_id: str) -> list[str]:
+        """The datasets an experiment's runs trained on, sorted."""
+        query = select(RunRow.dataset_id).where(RunRow.experiment_id == experiment_id).distinct()
+        with self._tx() as s:
+            return sorted(i for i in s.scalars(query) if i)
 
     def count_runs(self, **filters: Any) -> int:
         """How many runs match the filters `list_runs` takes."""
