@@ -158,6 +158,10 @@ def test_weights_download_loads_with_weights_only(client, trained):
     assert response.headers["X-Checksum-SHA256"] == digest
     versions = client.get(f"/api/networks/{network_id}/versions").get_json()["versions"]
     assert versions[0]["weights_sha256"] == digest
+    run = client.get(f"/api/runs/{trained['run']['run_id']}").get_json()
+    assert run["model_sha256"] == digest  # the run's model is the version it made
+    model = client.get(f"/api/runs/{run['run_id']}/model")
+    assert model.headers["X-Checksum-SHA256"] == digest and model.data == response.data
 
     saved = torch.load(io.BytesIO(response.data), weights_only=True)
     assert saved["architecture"]["layer_sizes"] == [64, 30, 10]

@@ -37,17 +37,7 @@ def list_runs(query):
 @bp.get("/<run_id>")
 def get_run(run_id: str):
     """One run, with its parameters, metrics per split, feature importances and what a rerun repeats."""
-    svc = _svc()
-    run = svc.runs.get(run_id)
-    out = run.to_dict()
-    if run.importances:
-        dataset = svc.store.get_dataset(run.dataset_id)
-        names = (dataset.meta.get("feature_names") if dataset else None) or [
-            f"x{i}" for i in range(len(run.importances))]
-        out["feature_importances"] = sorted(
-            ({"feature": n, "importance": v} for n, v in zip(names, run.importances)),
-            key=lambda item: -item["importance"])
-    return out
+    return _svc().runs.describe(run_id)
 
 
 @bp.post("/<run_id>/rerun")

@@ -99,6 +99,19 @@ class RunService:
             raise NotFound(f"no run {run_id!r}")
         return run
 
+    def describe(self, run_id: str) -> dict[str, Any]:
+        """The run as the API shows it: feature importances, if any, named by feature and largest first."""
+        run = self.get(run_id)
+        out = run.to_dict()
+        if run.importances:
+            dataset = self.store.get_dataset(run.dataset_id)
+            names = (dataset.meta.get("feature_names") if dataset else None) or [
+                f"x{i}" for i in range(len(run.importances))]
+            out["feature_importances"] = sorted(
+                ({"feature": n, "importance": v} for n, v in zip(names, run.importances)),
+                key=lambda item: -item["importance"])
+        return out
+
     def active_for_network(self, network_id: str) -> Run | None:
         """The queued or running run of a network, if any."""
         runs = self.store.list_runs(network_id=network_id, statuses=ACTIVE_STATUSES, limit=1)
@@ -494,7 +507,9 @@ class RunService:
             "total_epochs": run.total_epochs,
             "metrics": final,
         }, {"status": RunStatus.COMPLETED.value, "finished_at": time.time(), "progress": 100.0,
-            "version": version_number, "metrics": final})
+            "version": version_number, "metrics": final,
+            # the run's model is its version's weights file: the same SHA-256 the download sends
+            "model_sha256": msg["weights"]["sha256"] if version_number else None})
         self.metrics.runs.labels("completed").inc()
         self._forget(run.id)
 
