@@ -87,6 +87,11 @@ def create_app(config: dict[str, Any] | None = None, *, async_mode: str | None =
         VALIDATION_ERROR_STATUS_CODE=400,
         SYNC_LOCAL_SPEC=False,
         LIVETRAIN=settings,
+        # Swagger UI from the vendored copy (static/vendor/swagger-ui), so /api/docs works offline
+        SWAGGER_UI_CSS="/static/vendor/swagger-ui/swagger-ui.css",
+        SWAGGER_UI_BUNDLE_JS="/static/vendor/swagger-ui/swagger-ui-bundle.js",
+        SWAGGER_UI_STANDALONE_PRESET_JS="/static/vendor/swagger-ui/swagger-ui-standalone-preset.js",
+        DOCS_FAVICON="data:,",
     )
 
     app.json.sort_keys = False  # keep the original server's fields first, as clients see them
