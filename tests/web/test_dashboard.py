@@ -1,4 +1,4 @@
-"""The management page (`/`) and the static files it loads."""
+"""The dashboard (`/`) and the static files the pages load."""
 
 from __future__ import annotations
 
@@ -92,7 +92,11 @@ def test_page_shows_a_finished_run_with_status_and_progress(client):
 
 
 @pytest.mark.parametrize("path, mimetype, marker", [
-    ("/static/js/app.js", "text/javascript", "training_update"),
+    ("/static/js/live.js", "text/javascript", "training_update"),
+    ("/static/js/dashboard.js", "text/javascript", "network_created"),
+    ("/static/js/charts.js", "text/javascript", "lineChart"),
+    ("/static/vendor/chart.js/chart.umd.min.js", "text/javascript", "Chart.js v4."),
+    ("/static/vendor/chart.js/LICENSE.md", None, "MIT License"),
     ("/static/css/app.css", "text/css", ".badge"),
     ("/static/vendor/socket.io/socket.io.min.js", "text/javascript", "Socket.IO v4."),
     ("/static/vendor/socket.io/LICENSE", None, "MIT License"),
@@ -126,3 +130,39 @@ def test_a_scikit_learn_run_shows_its_algorithm_and_counts_steps(client):
     assert row, "the run has a row on the page"
     assert "decision_tree" in row.group(0) and "None" not in row.group(0)
     assert "3 / 3 steps" in row.group(0)
+
+
+def _history(app, count: int) -> list[str]:
+    """`count` finished runs stored directly (as years of use would leave them), newest last."""
+    from livetrain.store import Run
+
+    store = app.extensions["livetrain"].store
+    ids = []
+    for i in range(count):
+        run = Run(id=f"old{i:05d}", network_id=None, dataset_id="iris", status="completed", algorithm="knn",
+                  experiment_id="default", total_epochs=3, epochs_done=3, progress=100.0, accuracy=0.9,
+                  created_at=1_700_000_000.0 + i)
+        store.create_run(run)
+        ids.append(run.id)
+    return ids
+
+
+def test_thousands_of_runs_are_paginated_on_the_server(app, client):
+    ids = _history(app, 2000)
+    html = _page(client)
+    rows = re.findall(r'<tr data-run-id="([^"]+)"', html)
+    assert rows == ids[::-1][:20], "the first page holds the 20 newest runs, newest first"
+    assert "1–20 of 2,000 · page 1 of 100" in html
+    second = client.get("/?runs_page=2").get_data(as_text=True)
+    assert re.findall(r'<tr data-run-id="([^"]+)"', second) == ids[::-1][20:40]
+    assert 'href="/?runs_page=3" rel="next"' in second
+    last = client.get("/?runs_page=5000").get_data(as_text=True)  # past the end: the last page
+    assert re.findall(r'<tr data-run-id="([^"]+)"', last) == ids[::-1][1980:]
+    assert "page 100 of 100" in last
+
+
+@pytest.mark.parametrize("bad", ["0", "-3", "abc", "99999999999999999999"])
+def test_a_bad_page_number_shows_the_first_page(app, client, bad):
+    ids = _history(app, 25)
+    html = client.get(f"/?runs_page={bad}").get_data(as_text=True)
+    assert re.findall(r'<tr data-run-id="([^"]+)"', html) == ids[::-1][:20]
