@@ -1,6 +1,8 @@
-"""`livetrain serve`: the command that starts the server.
+"""The `livetrain` command line: `serve` starts the server; the other commands talk to one.
 
-Monkey-patching for eventlet/gevent happens here and only here, before the app is imported.
+Monkey-patching for eventlet/gevent happens in `serve` and only there, before the app is
+imported. The client commands (implemented in `livetrain.console`) import neither the app
+nor eventlet nor torch, so they start fast.
 """
 
 from __future__ import annotations
@@ -11,11 +13,53 @@ import os
 import signal
 import sys
 
+DEFAULT_URL = "http://127.0.0.1:8000"
+RUN_STATUSES = ["queued", "running", "completed", "failed", "cancelled", "interrupted"]
+# what console.ExitCode means, for --help (console is not imported to build the parser: `serve` stays lean)
+EXIT_CODES = """exit codes:
+  0    done; a followed run completed
+  1    the followed run failed
+  2    the command line is wrong
+  3    the followed run was cancelled
+  4    the followed run was interrupted (the server stopped while it was queued or training)
+  5    the server refused the request, or could not be reached
+  130  Ctrl-C: detached from a followed run (it goes on training)
+
+The server is --url, else $LIVETRAIN_URL, else http://127.0.0.1:8000. See docs/cli.md."""
+
+
+def _whole_numbers(text: str) -> list[int]:
+    try:
+        return [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected whole numbers separated by commas, like 784,30,10; got {text!r}") from None
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+
 
 def build_parser() -> argparse.ArgumentParser:
     """The command line."""
-    parser = argparse.ArgumentParser(prog="livetrain", description="Self-hosted real-time training server.")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = argparse.ArgumentParser(prog="livetrain", description="Self-hosted real-time training server.",
+                                     epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--url", default=os.environ.get("LIVETRAIN_URL") or DEFAULT_URL,
+                        help=f"the server the client commands talk to (default: $LIVETRAIN_URL, else {DEFAULT_URL})")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     serve = sub.add_parser("serve", help="run the server")
     serve.add_argument("--host", default=os.environ.get("LIVETRAIN_HOST", "127.0.0.1"))
     serve.add_argument("--port", type=int, default=int(os.environ.get("LIVETRAIN_PORT", "8000")))
@@ -24,7 +68,81 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--async-mode", choices=["eventlet", "threading", "gevent"],
                        default=os.environ.get("LIVETRAIN_ASYNC_MODE") or "eventlet")
     serve.add_argument("--log-level", default=os.environ.get("LIVETRAIN_LOG_LEVEL", "INFO"))
+    _add_client_commands(sub)
     return parser
+
+
+def _add_client_commands(sub: argparse._SubParsersAction) -> None:
+    # --url is accepted after the subcommand too; SUPPRESS keeps the top-level value when it is not
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--url", default=argparse.SUPPRESS, help="the server (default: $LIVETRAIN_URL, else "
+                                                                 f"{DEFAULT_URL})")
+    as_json = argparse.ArgumentParser(add_help=False)
+    as_json.add_argument("--json", action="store_true", help="print the server's JSON instead of a table")
+
+    def command(parent: argparse._SubParsersAction, name: str, full_name: str, help_text: str,
+                json_option: bool = True) -> argparse.ArgumentParser:
+        parents = [common, as_json] if json_option else [common]
+        parser = parent.add_parser(name, help=help_text, description=help_text, parents=parents,
+                                   epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
+        parser.set_defaults(client_command=full_name)
+        return parser
+
+    networks = sub.add_parser("networks", help="create, list and delete networks").add_subparsers(
+        dest="action", required=True, metavar="ACTION")
+    create = command(networks, "create", "networks create", "create a network (POST /api/networks)")
+    shape = create.add_mutually_exclusive_group()
+    shape.add_argument("--layer-sizes", type=_whole_numbers, metavar="N,N,...",
+                       help="widths of a sigmoid network, e.g. 784,30,10 (default: [features, 30, classes])")
+    shape.add_argument("--layers-json", metavar="FILE",
+                       help="a JSON file (- for stdin) with a list of layer specs, or an object of create fields")
+    create.add_argument("--dataset", metavar="ID", help="the dataset the network is bound to (default: the "
+                                                        "server's default dataset)")
+    create.add_argument("--name", help="a name (default: network-<id>)")
+    command(networks, "list", "networks list", "list the networks (GET /api/networks)")
+    delete = command(networks, "delete", "networks delete", "delete a network (its runs stay)")
+    delete.add_argument("network_id", metavar="ID")
+
+    datasets = sub.add_parser("datasets", help="list and upload datasets").add_subparsers(
+        dest="action", required=True, metavar="ACTION")
+    command(datasets, "list", "datasets list", "list the datasets (GET /api/datasets)")
+    upload = command(datasets, "upload", "datasets upload", "upload a CSV file as a dataset (POST /api/datasets)")
+    upload.add_argument("file", metavar="FILE.csv")
+    upload.add_argument("--target", metavar="COL", help="the column to predict (default: the last)")
+    upload.add_argument("--name", help="a name (default: the file name without .csv)")
+    upload.add_argument("--task", choices=["classification", "regression"], help="default: inferred")
+
+    train = command(sub, "train", "train", "train a network (POST /api/networks/{id}/train)")
+    train.add_argument("network_id", metavar="NETWORK_ID")
+    train.add_argument("--epochs", type=_positive, required=True, metavar="N")
+    train.add_argument("--mini-batch-size", type=_positive, metavar="B", help="default: 10 for layer sizes, 32 "
+                                                                              "for layers")
+    train.add_argument("--learning-rate", type=_number, metavar="LR", help="default: the network's")
+    train.add_argument("--optimizer", choices=["sgd", "adam", "adamw"], help="layers networks only")
+    train.add_argument("--experiment", metavar="ID", help="the experiment of the run (default: default)")
+    train.add_argument("--follow", action="store_true", help="show the run's progress until it ends")
+
+    runs = sub.add_parser("runs", help="list, show, follow and cancel runs").add_subparsers(
+        dest="action", required=True, metavar="ACTION")
+    runs_list = command(runs, "list", "runs list", "list runs, newest first (GET /api/runs)")
+    runs_list.add_argument("--network", metavar="ID")
+    runs_list.add_argument("--experiment", metavar="ID")
+    runs_list.add_argument("--status", choices=RUN_STATUSES)
+    runs_list.add_argument("--limit", type=_positive, metavar="N", help="at most N runs (1-500; default 50)")
+    show = command(runs, "show", "runs show", "show a run (GET /api/runs/{id})")
+    show.add_argument("run_id", metavar="RUN_ID")
+    show.add_argument("--follow", action="store_true", help="follow the run until it ends, as `runs follow`")
+    follow = command(runs, "follow", "runs follow", "show a run's progress until it ends")
+    follow.add_argument("run_id", metavar="RUN_ID")
+    cancel = command(runs, "cancel", "runs cancel", "cancel a queued or running run")
+    cancel.add_argument("run_id", metavar="RUN_ID")
+
+    experiments = sub.add_parser("experiments", help="compare the runs of an experiment").add_subparsers(
+        dest="action", required=True, metavar="ACTION")
+    board = command(experiments, "leaderboard", "experiments leaderboard", "rank an experiment's runs")
+    board.add_argument("experiment_id", metavar="EXPERIMENT_ID")
+    board.add_argument("--metric", help="default: accuracy (r2 when every run is a regression)")
+    board.add_argument("--split", choices=["train", "val", "test"], help="default: test")
 
 
 def serve(args: argparse.Namespace) -> int:
@@ -65,7 +183,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "serve":
         return serve(args)
-    return 2
+    from livetrain import console  # the client side: requests and python-socketio, no app, no torch
+
+    return console.main(args)
 
 
 if __name__ == "__main__":

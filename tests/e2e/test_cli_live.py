@@ -1,0 +1,427 @@
+"""The `livetrain` terminal client against a real server: what a user sees, and how each command exits.
+
+The commands run as subprocesses (`python -m livetrain ...`), as a user would run them; the
+follower's reconnect is driven in-process through a TCP proxy whose connections the test cuts.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+
+import pytest
+
+from livetrain.client import LivetrainClient, RunFollower
+from tests.e2e.helpers import free_port, wait_until
+
+CLI_TIMEOUT = 120  # a guard against a hanging command, not a speed requirement
+IRIS = {"dataset_id": "iris", "layer_sizes": [4, 8, 3]}
+# digits one example per mini-batch: a run slow enough to act on; the tests cancel it early
+SLOW = ["--epochs", "200", "--mini-batch-size", "1"]
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items() if not key.startswith("LIVETRAIN_")}
+    env.update(extra)
+    return env
+
+
+def cli(server, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """`livetrain --url <server> args...`, run to the end."""
+    url = ["--url", server.url] if server is not None else []
+    return subprocess.run([sys.executable, "-m", "livetrain", *url, *args], capture_output=True, text=True,
+                          env=env or _env(), stdin=subprocess.DEVNULL, timeout=CLI_TIMEOUT)
+
+
+def line_with(text: str, needle: str) -> str:
+    """The one output line that contains `needle`."""
+    lines = [line for line in text.splitlines() if needle in line]
+    assert len(lines) == 1, f"expected one line with {needle!r} in:\n{text}"
+    return lines[0]
+
+
+class Following:
+    """A `livetrain ... --follow` subprocess whose output is read as it comes, with a stdin to answer on."""
+
+    def __init__(self, server, *args: str) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "livetrain", "--url", server.url, *args],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env())
+        self._out: list[bytes] = []
+        self._err: list[bytes] = []
+        self._readers = [threading.Thread(target=self._read, args=(stream, into), daemon=True)
+                         for stream, into in ((self.process.stdout, self._out), (self.process.stderr, self._err))]
+        for reader in self._readers:
+            reader.start()
+
+    @staticmethod
+    def _read(stream, into: list[bytes]) -> None:
+        # the progress bar redraws with \r and no newline: read whatever has come
+        while chunk := os.read(stream.fileno(), 65536):
+            into.append(chunk)
+
+    @property
+    def stderr(self) -> str:
+        return b"".join(self._err).decode(errors="replace")
+
+    @property
+    def stdout(self) -> str:
+        return b"".join(self._out).decode(errors="replace")
+
+    def wait_for_stderr(self, text: str) -> str:
+        """Wait until `text` has been printed on stderr (or the command has ended without it)."""
+        def seen():
+            return text in self.stderr or self.process.poll() is not None
+        wait_until(seen, timeout=CLI_TIMEOUT, what=f"{text!r} on the command's stderr")
+        assert text in self.stderr, f"the command ended without printing {text!r}:\n{self.stderr}\n{self.stdout}"
+        return self.stderr
+
+    def run_id(self) -> str:
+        """The id in `started run <id>`, once it is following."""
+        self.wait_for_stderr("following run")
+        return re.search(r"started run (\w+)", self.stderr).group(1)
+
+    def answer(self, text: str) -> None:
+        self.process.stdin.write(text.encode())
+        self.process.stdin.flush()
+
+    def wait(self) -> int:
+        code = self.process.wait(timeout=CLI_TIMEOUT)
+        for reader in self._readers:
+            reader.join(timeout=10)
+        return code
+
+    def kill(self) -> None:
+        """Kill it if it still runs, and close its pipes."""
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait()
+        for reader in self._readers:
+            reader.join(timeout=10)
+        for stream in (self.process.stdin, self.process.stdout, self.process.stderr):
+            stream.close()
+
+
+@pytest.fixture
+def following(server):
+    """`following(*args)` starts a following command; all are killed at teardown, their runs cancelled."""
+    started: list[Following] = []
+
+    def start(*args: str) -> Following:
+        command = Following(server, *args)
+        started.append(command)
+        return command
+
+    yield start
+    for command in started:
+        command.kill()
+        found = re.search(r"started run (\w+)", command.stderr)
+        if found and server.api.run(found.group(1))["status"] in ("queued", "running"):
+            server.api.post(f"/api/runs/{found.group(1)}/cancel")
+            server.api.wait_for_run(found.group(1))
+
+
+def test_networks_create_list_and_delete(server):
+    created = cli(server, "networks", "create", "--dataset", "iris", "--layer-sizes", "4,8,3", "--name", "cli-iris")
+    assert created.returncode == 0, created.stderr
+    network_id = re.search(r"^network\s+(\w+)$", created.stdout, re.M).group(1)
+    network = server.api.get(f"/api/networks/{network_id}")
+    assert (network["name"], network["dataset_id"], network["architecture"]) == ("cli-iris", "iris", [4, 8, 3])
+    assert re.search(r"^architecture\s+4,8,3$", created.stdout, re.M)
+    assert re.search(r"^parameters\s+67$", created.stdout, re.M)
+    layers = [line.split() for line in created.stdout.split("\n\n")[1].splitlines()[1:]]
+    assert layers == [["0", "Linear", "8", "40"], ["1", "Sigmoid", "8", "0"], ["2", "Linear", "3", "27"],
+                      ["3", "Sigmoid", "3", "0"]]
+
+    listed = cli(server, "networks", "list")
+    assert listed.returncode == 0
+    assert line_with(listed.stdout, network_id).split() == [network_id, "cli-iris", "iris", "4,8,3", "created", "0",
+                                                             "-", "67"]
+    as_json = cli(server, "networks", "list", "--json")
+    assert json.loads(as_json.stdout) == server.api.get("/api/networks")
+
+    deleted = cli(server, "networks", "delete", network_id)
+    assert deleted.returncode == 0
+    assert deleted.stdout.startswith(f"deleted network {network_id}")
+    assert network_id not in cli(server, "networks", "list").stdout
+
+    again = cli(server, "networks", "delete", network_id)
+    message = server.api.request("DELETE", f"/api/networks/{network_id}").json()["message"]
+    assert (again.returncode, again.stdout, again.stderr) == (5, "", f"livetrain: {message}\n")
+
+
+def test_datasets_upload_and_list_and_a_bad_csv(server, tmp_path):
+    good = tmp_path / "people.csv"
+    rows = [f"{20 + i},{i % 3 * 1.5},{['red', 'green', 'blue'][i % 3]},{'AB'[i % 2]}" for i in range(40)]
+    good.write_text("age,score,color,label\n" + "\n".join(rows) + "\n")
+    uploaded = cli(server, "datasets", "upload", str(good), "--target", "label", "--name", "cli-people")
+    assert uploaded.returncode == 0, uploaded.stderr
+    dataset_id = re.search(r"^dataset\s+(\w+)$", uploaded.stdout, re.M).group(1)
+    detail = server.api.get(f"/api/datasets/{dataset_id}")
+    assert detail["name"] == "cli-people" and detail["schema"]["targets"] == ["label"]
+    splits = detail["splits"]
+    assert re.search(rf"^split\s+{splits['train']} train / {splits['val']} val / {splits['test']} test$",
+                     uploaded.stdout, re.M)
+    assert re.search(r"^task\s+classification$", uploaded.stdout, re.M)
+    assert line_with(uploaded.stdout, "color ").split()[:3] == ["color", "categorical", "feature"]
+
+    listed = cli(server, "datasets", "list")
+    assert listed.returncode == 0
+    assert line_with(listed.stdout, dataset_id).split() == [
+        dataset_id, "cli-people", "classification", "uploaded", str(detail["n_features"]), "2",
+        str(splits["train"]), str(splits["val"]), str(splits["test"])]
+    assert "iris" in listed.stdout
+
+    bad = tmp_path / "bad.csv"
+    bad.write_text("a,b,label\n" + "\n".join(f"{i},{i},x" for i in range(12)) + "\n1,2,3,4\n")
+    refused = cli(server, "datasets", "upload", str(bad))
+    with bad.open("rb") as handle:
+        message = server.api.request("POST", "/api/datasets", files={"file": ("bad.csv", handle)}).json()["message"]
+    assert message.startswith("Line 14 has 4 fields but the header has 3.")
+    assert (refused.returncode, refused.stdout, refused.stderr) == (5, "", f"livetrain: {message}\n")
+
+
+def test_train_follow_to_the_end_then_runs_and_leaderboard(server):
+    network_id = server.api.post("/api/networks", IRIS, expect=201)["network_id"]
+    trained = cli(server, "train", network_id, "--epochs", "3", "--follow")
+    assert trained.returncode == 0, trained.stderr
+    found = re.fullmatch(r"run (\w+) completed: accuracy (\d\.\d{4}), held-out loss \d\.\d{4}, 3/3 epochs, version 1\n",
+                         trained.stdout)
+    assert found, trained.stdout
+    run_id = found.group(1)
+    run = server.api.run(run_id)
+    assert run["status"] == "completed" and found.group(2) == f"{run['accuracy']:.4f}"
+    assert f"following run {run_id}" in trained.stderr and "epoch 3/3" in trained.stderr
+
+    # following a run that has already ended prints its result at once
+    again = cli(server, "runs", "follow", run_id)
+    assert (again.returncode, again.stdout) == (0, trained.stdout)
+
+    listed = cli(server, "runs", "list", "--network", network_id)
+    assert listed.returncode == 0
+    assert line_with(listed.stdout, run_id).split()[:8] == [
+        run_id, "completed", "network", network_id, "iris", "default", "3/3", f"{run['accuracy']:.4f}"]
+    as_json = json.loads(cli(server, "runs", "list", "--network", network_id, "--json").stdout)
+    assert as_json["total"] == 1 and [r["run_id"] for r in as_json["runs"]] == [run_id]
+    newest = cli(server, "runs", "list", "--network", network_id, "--status", "completed", "--limit", "1")
+    assert [line.split()[0] for line in newest.stdout.splitlines()] == ["RUN", run_id]
+    none_failed = cli(server, "runs", "list", "--network", network_id, "--status", "failed")
+    assert none_failed.stdout.split() == newest.stdout.splitlines()[0].split()  # the header alone
+
+    shown = cli(server, "runs", "show", run_id)
+    assert shown.returncode == 0
+    assert re.search(r"^status\s+completed$", shown.stdout, re.M)
+    assert re.search(rf"^accuracy\s+{run['accuracy']:.4f}$", shown.stdout, re.M)
+    assert re.search(r"^version\s+1$", shown.stdout, re.M)
+    test_row = line_with(shown.stdout, "test ").split()
+    assert test_row[:2] == ["test", f"{run['metrics']['test']['accuracy']:.4f}"]
+    assert json.loads(cli(server, "runs", "show", run_id, "--json").stdout)["metrics"] == run["metrics"]
+
+    ended = cli(server, "runs", "cancel", run_id)
+    message = server.api.request("POST", f"/api/runs/{run_id}/cancel").json()["message"]
+    assert (ended.returncode, ended.stderr) == (5, f"livetrain: {message}\n")
+
+    board = cli(server, "experiments", "leaderboard", "default")
+    assert board.returncode == 0
+    expected = server.api.get("/api/experiments/default/leaderboard")
+    entry = next(e for e in expected["entries"] if e["run_id"] == run_id)
+    assert board.stdout.splitlines()[0] == "experiment default: accuracy on test (higher is better)"
+    assert line_with(board.stdout, run_id).split() == [
+        str(entry["rank"]), run_id, "network", network_id, "iris", "completed", f"{entry['value']:.4f}"]
+    ranks = [int(line.split()[0]) for line in board.stdout.splitlines()[2:] if line.split()[0].isdigit()]
+    assert ranks[0] == 1 and ranks == sorted(ranks)
+    by_loss = json.loads(cli(server, "experiments", "leaderboard", "default", "--metric", "loss", "--json").stdout)
+    assert by_loss["metric"] == "loss" and by_loss["direction"] == "min"
+
+
+def test_a_followed_run_that_fails_exits_1_with_its_error(server, tmp_path):
+    spec = tmp_path / "diverges.json"  # plain SGD this fast blows the loss up in the first epoch
+    spec.write_text(json.dumps({"layers": [{"type": "Linear", "out_features": 64}, {"type": "ReLU"},
+                                           {"type": "Linear", "out_features": 1}],
+                                "loss": "mse", "optimizer": "sgd", "learning_rate": 100}))
+    created = cli(server, "networks", "create", "--dataset", "diabetes", "--layers-json", str(spec), "--json")
+    network = json.loads(created.stdout)
+    assert network["kind"] == "layers" and network["spec"]["learning_rate"] == 100
+    experiment_id = server.api.post("/api/experiments", {"name": "cli-diverges"}, expect=201)["experiment_id"]
+    followed = cli(server, "train", network["network_id"], "--epochs", "5", "--experiment", experiment_id, "--follow")
+    run_id = re.search(r"started run (\w+)", followed.stderr).group(1)
+    run = server.api.run(run_id)
+    assert run["status"] == "failed" and "diverged" in run["error"] and run["experiment_id"] == experiment_id
+    assert (followed.returncode, followed.stdout) == (1, f"run {run_id} failed: {run['error']}\n")
+
+    board = cli(server, "experiments", "leaderboard", experiment_id)
+    assert board.stdout.splitlines() == [
+        f"experiment {experiment_id}: r2 on test (higher is better)",
+        "RANK  RUN  ALGORITHM  NETWORK  DATASET  STATUS  R2",
+        f"unranked (1, no r2 on test): {run_id} failed"]
+
+
+def test_a_followed_run_cancelled_by_another_client_exits_3(server, following):
+    network_id = server.api.post("/api/networks", {"dataset_id": "digits"}, expect=201)["network_id"]
+    command = following("train", network_id, *SLOW, "--follow")
+    run_id = command.run_id()
+    server.api.post(f"/api/runs/{run_id}/cancel")
+    assert command.wait() == 3, command.stderr
+    run = server.api.run(run_id)
+    assert run["status"] == "cancelled"
+    assert command.stdout.startswith(f"run {run_id} cancelled after {run['epochs_done']}/200 epochs")
+
+
+def test_ctrl_c_then_yes_cancels_the_run_on_the_server(server, following):
+    network_id = server.api.post("/api/networks", {"dataset_id": "digits"}, expect=201)["network_id"]
+    command = following("train", network_id, *SLOW, "--follow")
+    run_id = command.run_id()
+    command.process.send_signal(signal.SIGINT)
+    command.wait_for_stderr(f"Cancel run {run_id} on the server? [y/N]")
+    command.answer("y\n")
+    assert command.wait() == 3, command.stderr
+    assert server.api.run(run_id)["status"] == "cancelled"
+    assert command.stdout.startswith(f"run {run_id} cancelled after ")
+
+
+def test_ctrl_c_then_no_detaches_and_the_run_goes_on(server, following):
+    network_id = server.api.post("/api/networks", {"dataset_id": "digits"}, expect=201)["network_id"]
+    command = following("train", network_id, *SLOW, "--follow")
+    run_id = command.run_id()
+    command.process.send_signal(signal.SIGINT)
+    command.wait_for_stderr("[y/N]")
+    command.answer("n\n")
+    assert command.wait() == 130, command.stderr
+    assert f"detached from run {run_id}" in command.stderr
+    assert server.api.run(run_id)["status"] in ("queued", "running")
+
+    cancelled = cli(server, "runs", "cancel", run_id)
+    assert cancelled.returncode == 0, cancelled.stderr
+    assert cancelled.stdout.startswith(f"run {run_id}")
+    assert server.api.wait_for_run(run_id)["status"] == "cancelled"
+
+
+def test_following_a_run_the_server_interrupted_exits_4(start_server):
+    first = start_server()
+    network_id = first.api.post("/api/networks", {"dataset_id": "digits"}, expect=201)["network_id"]
+    run_id = first.api.train(network_id, epochs=200, mini_batch_size=1)["run_id"]
+    first.stop()  # the run was queued or running: it ends interrupted
+    second = start_server(home=first.home)
+    followed = cli(second, "runs", "follow", run_id)
+    run = second.api.run(run_id)
+    assert run["status"] == "interrupted"
+    assert followed.returncode == 4, followed.stderr
+    assert followed.stdout.startswith(f"run {run_id} interrupted: {run['error']}")
+    listed = cli(second, "runs", "list", "--status", "interrupted", "--json")
+    assert [r["run_id"] for r in json.loads(listed.stdout)["runs"]] == [run_id]
+
+
+def test_an_unreachable_server_exits_5_and_says_so():
+    url = f"http://127.0.0.1:{free_port()}"
+    listed = cli(None, "--url", url, "networks", "list")
+    assert (listed.returncode, listed.stdout) == (5, "")
+    assert listed.stderr.startswith(f"livetrain: cannot reach the livetrain server at {url} (Connection refused)")
+
+    # $LIVETRAIN_URL is the default of --url
+    followed = cli(None, "runs", "follow", "abc", env=_env(LIVETRAIN_URL=url))
+    assert followed.returncode == 5 and f"cannot reach the livetrain server at {url}" in followed.stderr
+
+
+def test_client_commands_load_neither_torch_nor_flask_nor_eventlet(server):
+    code = ("import sys\n"
+            "from livetrain.cli import main\n"
+            f"assert main(['--url', {server.url!r}, 'datasets', 'list']) == 0\n"
+            "heavy = ('torch', 'flask', 'eventlet', 'sklearn', 'livetrain.app')\n"
+            "print('loaded:', [m for m in heavy if m in sys.modules], file=sys.stderr)\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=_env(),
+                            timeout=CLI_TIMEOUT)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.strip().endswith("loaded: []")
+
+
+class CuttableProxy:
+    """A TCP proxy to the server whose open connections the test can cut, as a network drop would."""
+
+    def __init__(self, port: int) -> None:
+        self.target = ("127.0.0.1", port)
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        self.sockets: list[socket.socket] = []
+        self.lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                near, _ = self.listener.accept()
+            except OSError:
+                return  # closed
+            far = socket.create_connection(self.target)
+            with self.lock:
+                self.sockets += [near, far]
+            for source, sink in ((near, far), (far, near)):
+                threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
+
+    @staticmethod
+    def _pump(source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        for end in (source, sink):
+            try:
+                end.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def cut(self) -> None:
+        """Drop every open connection (the listener stays: reconnecting works)."""
+        with self.lock:
+            cut, self.sockets = self.sockets, []
+        for sock in cut:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            sock.close()
+
+    def close(self) -> None:
+        self.listener.close()
+        self.cut()
+
+
+def test_the_follower_catches_up_after_a_dropped_connection_without_losing_or_repeating_an_epoch(server):
+    network_id = server.api.post("/api/networks", {"dataset_id": "digits"}, expect=201)["network_id"]
+    run_id = server.api.train(network_id, epochs=200, mini_batch_size=1)["run_id"]
+    proxy = CuttableProxy(server.port)
+    client = LivetrainClient(proxy.url)
+    epochs: list[int] = []
+    states: list[str] = []
+
+    def on_event(name: str, payload: dict) -> None:
+        if name == "training_update":
+            epochs.append(payload["epoch"])
+            if len(epochs) == 2:
+                proxy.cut()
+
+    def on_connection(state: str) -> None:
+        states.append(state)
+        if states.count("connected") == 2:  # back and caught up: now end the run
+            server.api.post(f"/api/runs/{run_id}/cancel")
+
+    follower = RunFollower(client, run_id, on_event, on_connection)
+    try:
+        follower.start()
+        run = follower.wait()
+    finally:
+        follower.close()
+        client.close()
+        proxy.close()
+    assert "disconnected" in states and states.count("connected") >= 2, states
+    assert run["status"] == "cancelled"
+    assert sorted(epochs) == list(range(1, run["epochs_done"] + 1)), epochs
+    stored = [m["epoch"] for m in server.api.get(f"/api/runs/{run_id}/metrics")["metrics"]]
+    assert stored == sorted(epochs)
+

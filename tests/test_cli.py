@@ -1,0 +1,132 @@
+"""The command line without a server: parsing, the tables and result lines it prints, its exit codes.
+
+Everything that talks to a server is tested against a real one in tests/e2e/test_cli_live.py.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from livetrain import console
+from livetrain.cli import build_parser
+from livetrain.client import ClientError, LivetrainClient, normalize_url
+from tests.e2e.helpers import free_port
+
+
+def parse(*argv: str):
+    return build_parser().parse_args(list(argv))
+
+
+def usage_error(capsys, *argv: str) -> str:
+    """Parse a wrong command line: argparse exits 2; what it said on stderr."""
+    with pytest.raises(SystemExit) as exited:
+        parse(*argv)
+    assert exited.value.code == 2
+    return capsys.readouterr().err
+
+
+def test_serve_keeps_its_options():
+    args = parse("serve", "--port", "9000", "--home", "/srv/lt", "--async-mode", "threading")
+    assert (args.command, args.host, args.port, args.home, args.async_mode) == (
+        "serve", "127.0.0.1", 9000, "/srv/lt", "threading")
+
+
+def test_url_comes_from_the_option_then_the_environment_then_the_default(monkeypatch):
+    assert parse("runs", "list").url == "http://127.0.0.1:8000"
+    monkeypatch.setenv("LIVETRAIN_URL", "http://trainer:8000")
+    assert parse("runs", "list").url == "http://trainer:8000"
+    assert parse("--url", "http://a:1", "runs", "list").url == "http://a:1"
+    assert parse("runs", "list", "--url", "http://b:2").url == "http://b:2"
+
+
+@pytest.mark.parametrize("argv", [
+    ["networks", "create"], ["networks", "list"], ["networks", "delete", "n1"], ["datasets", "list"],
+    ["datasets", "upload", "x.csv"], ["train", "n1", "--epochs", "1"], ["runs", "list"], ["runs", "show", "r1"],
+    ["runs", "follow", "r1"], ["runs", "cancel", "r1"], ["experiments", "leaderboard", "default"],
+])
+def test_every_client_command_has_its_implementation(argv):
+    assert console.COMMANDS[parse(*argv).client_command].__name__ == parse(*argv).client_command.replace(" ", "_")
+
+
+def test_options_are_parsed_to_what_the_server_takes():
+    args = parse("networks", "create", "--layer-sizes", "784,30,10", "--dataset", "mnist", "--name", "m")
+    assert (args.layer_sizes, args.dataset, args.name, args.json) == ([784, 30, 10], "mnist", "m", False)
+    args = parse("train", "n1", "--epochs", "3", "--mini-batch-size", "20", "--learning-rate", "0.5",
+                 "--optimizer", "adam", "--experiment", "e1", "--follow")
+    assert (args.network_id, args.epochs, args.mini_batch_size, args.learning_rate, args.optimizer, args.experiment,
+            args.follow) == ("n1", 3, 20, 0.5, "adam", "e1", True)
+    args = parse("runs", "list", "--network", "n1", "--status", "running", "--limit", "5", "--json")
+    assert (args.network, args.experiment, args.status, args.limit, args.json) == ("n1", None, "running", 5, True)
+    args = parse("experiments", "leaderboard", "e1", "--metric", "f1", "--split", "val")
+    assert (args.experiment_id, args.metric, args.split) == ("e1", "f1", "val")
+
+
+@pytest.mark.parametrize("argv, says", [
+    (["networks", "create", "--layer-sizes", "4,x,3"], "expected whole numbers separated by commas"),
+    (["networks", "create", "--layer-sizes", "4,3", "--layers-json", "l.json"], "not allowed with argument"),
+    (["train", "n1"], "the following arguments are required: --epochs"),
+    (["train", "n1", "--epochs", "0"], "must be at least 1, got 0"),
+    (["runs", "list", "--status", "done"], "invalid choice: 'done'"),
+    (["experiments", "leaderboard", "e1", "--split", "dev"], "invalid choice: 'dev'"),
+    (["runs"], "the following arguments are required: ACTION"),
+])
+def test_a_wrong_command_line_exits_2_saying_what_is_wrong(capsys, argv, says):
+    assert says in usage_error(capsys, *argv)
+
+
+def test_the_help_lists_the_exit_codes(capsys):
+    with pytest.raises(SystemExit) as exited:
+        parse("runs", "follow", "--help")
+    assert exited.value.code == 0
+    out = capsys.readouterr().out
+    for line in ("3    the followed run was cancelled", "5    the server refused the request, or could not be reached",
+                 "130  Ctrl-C: detached from a followed run (it goes on training)"):
+        assert line in out
+
+
+def test_a_table_lines_up_its_columns_and_right_aligns_numbers():
+    rows = [["a1", "completed", "3/3", 0.93333, "4,8,3"], ["b22", "running", "12/200", None, "64"]]
+    table = console.format_table(["RUN", "STATUS", "EPOCHS", "ACCURACY", "ARCH"], rows)
+    assert table.splitlines() == [
+        "RUN  STATUS     EPOCHS  ACCURACY  ARCH",
+        "a1   completed     3/3    0.9333  4,8,3",
+        "b22  running    12/200         -  64",
+    ]
+
+
+def test_fields_line_up_their_values():
+    assert console.format_fields([("run", "a1"), ("accuracy", 0.5), ("error", None)]).splitlines() == [
+        "run       a1", "accuracy  0.5000", "error     -"]
+
+
+RUN = {"run_id": "a1", "algorithm": "network", "epochs_done": 3, "total_epochs": 3, "accuracy": 0.93333,
+       "val_loss": 0.04121, "train_loss": 0.05, "version": 2, "error": None, "checkpoint_epoch": 3}
+
+
+@pytest.mark.parametrize("changes, line, code", [
+    ({"status": "completed"}, "run a1 completed: accuracy 0.9333, held-out loss 0.0412, 3/3 epochs, version 2", 0),
+    ({"status": "completed", "accuracy": None, "algorithm": "linear", "version": None, "total_epochs": 10,
+      "epochs_done": 10}, "run a1 completed: held-out loss 0.0412, 10/10 steps", 0),
+    ({"status": "failed", "error": "the loss diverged at epoch 2"}, "run a1 failed: the loss diverged at epoch 2", 1),
+    ({"status": "cancelled", "epochs_done": 2, "total_epochs": 200, "checkpoint_epoch": 2},
+     "run a1 cancelled after 2/200 epochs, checkpoint at epoch 2", 3),
+    ({"status": "interrupted", "error": "the server stopped", "checkpoint_epoch": 1},
+     "run a1 interrupted: the server stopped (checkpoint at epoch 1)", 4),
+])
+def test_the_result_line_and_exit_code_say_how_a_run_ended(changes, line, code):
+    run = {**RUN, **changes}
+    assert console.result_line(run) == line
+    assert console.STATUS_EXIT[run["status"]] == code
+
+
+def test_a_url_gets_a_scheme_and_loses_its_trailing_slash():
+    assert normalize_url("localhost:8000/") == "http://localhost:8000"
+    assert normalize_url("https://train.example/") == "https://train.example"
+
+
+def test_a_server_that_does_not_listen_is_an_unreachable_error():
+    url = f"http://127.0.0.1:{free_port()}"
+    with LivetrainClient(url) as client, pytest.raises(ClientError) as raised:
+        client.list_networks()
+    assert (raised.value.code, raised.value.status) == ("unreachable", None)
+    assert raised.value.message.startswith(f"cannot reach the livetrain server at {url} (Connection refused)")
