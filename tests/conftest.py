@@ -23,7 +23,8 @@ requires_mnist = pytest.mark.skipif(
 
 def pytest_configure(config):
     # The suite decides its own settings: a developer's LIVETRAIN_* variables must not leak in.
-    for name in [n for n in os.environ if n.startswith("LIVETRAIN_") and n != "LIVETRAIN_TEST_MNIST_DIR"]:
+    # (LIVETRAIN_TEST_* are the suite's own: where MNIST and Chromium are, whether to save screenshots.)
+    for name in [n for n in os.environ if n.startswith("LIVETRAIN_") and not n.startswith("LIVETRAIN_TEST_")]:
         del os.environ[name]
 
 
