@@ -230,6 +230,7 @@ class RunFollower:
         self._ended: str | None = None  # the final status, once known
         self._need_sync = False
         self._lost_since: float | None = None
+        self._drops = 0  # how many times the socket has dropped
         self._muted = False
         self._sio = None
         self.started = False
@@ -332,6 +333,7 @@ class RunFollower:
                 return
             self._lost_since = time.monotonic()
             self._need_sync = False
+            self._drops += 1
             self._cond.notify_all()
         self._on_connection("disconnected")
 
@@ -350,14 +352,32 @@ class RunFollower:
 
         with self._cond:
             self._need_sync = False
-        sio = self._sio
+            drops = self._drops
+        replies: list[Any] = []
+
+        def on_ack(*args: Any) -> None:
+            with self._cond:
+                replies.append(args[0] if args else None)
+                self._cond.notify_all()
+
         try:
-            ack = sio.call("subscribe", {"run_id": self.run_id}, timeout=SUBSCRIBE_TIMEOUT)
+            self._sio.emit("subscribe", {"run_id": self.run_id}, callback=on_ack)
         except (socketio.exceptions.BadNamespaceError, socketio.exceptions.DisconnectedError):
             return  # dropped again meanwhile: the next connect asks for another sync
-        except socketio.exceptions.TimeoutError:
-            raise ClientError("timeout", f"the server did not acknowledge the subscription to run {self.run_id} "
-                                         f"within {SUBSCRIBE_TIMEOUT:g} s") from None
+        # wait for the ack, but not past a drop: an ack is never answered on a connection that is
+        # gone, and the next connect asks for another sync (python-socketio's call() would wait out
+        # its whole timeout)
+        deadline = time.monotonic() + SUBSCRIBE_TIMEOUT
+        with self._cond:
+            while not replies and self._drops == drops:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise ClientError("timeout", f"the server did not acknowledge the subscription to run "
+                                                 f"{self.run_id} within {SUBSCRIBE_TIMEOUT:g} s")
+                self._cond.wait(left)
+            if not replies:
+                return
+            ack = replies[0]
         if not isinstance(ack, dict) or not ack.get("ok"):
             ack = ack if isinstance(ack, dict) else {}
             raise ClientError(str(ack.get("error") or "subscribe_failed"),

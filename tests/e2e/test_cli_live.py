@@ -343,8 +343,10 @@ def test_client_commands_load_neither_torch_nor_flask_nor_eventlet(server):
 class CuttableProxy:
     """A TCP proxy to the server whose open connections the test can cut, as a network drop would."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, cut_on_reply: bytes | None = None) -> None:
         self.target = ("127.0.0.1", port)
+        # the first reply from the server that holds these bytes is not passed on: the connections drop instead
+        self.cut_on_reply = cut_on_reply
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
         self.sockets: list[socket.socket] = []
@@ -360,13 +362,16 @@ class CuttableProxy:
             far = socket.create_connection(self.target)
             with self.lock:
                 self.sockets += [near, far]
-            for source, sink in ((near, far), (far, near)):
-                threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
+            threading.Thread(target=self._pump, args=(near, far), daemon=True).start()
+            threading.Thread(target=self._pump, args=(far, near, True), daemon=True).start()
 
-    @staticmethod
-    def _pump(source: socket.socket, sink: socket.socket) -> None:
+    def _pump(self, source: socket.socket, sink: socket.socket, replies: bool = False) -> None:
         try:
             while data := source.recv(65536):
+                if replies and self.cut_on_reply and self.cut_on_reply in data:
+                    self.cut_on_reply = None
+                    self.cut()
+                    return
                 sink.sendall(data)
         except OSError:
             pass
@@ -408,7 +413,9 @@ def test_the_follower_catches_up_after_a_dropped_connection_without_losing_or_re
 
     def on_connection(state: str) -> None:
         states.append(state)
-        if states.count("connected") == 2:  # back and caught up: now end the run
+        # back and caught up after the drop (which may come before the first subscription is
+        # acknowledged, as live events arrive from the moment the socket connects): end the run
+        if state == "connected" and "disconnected" in states:
             server.api.post(f"/api/runs/{run_id}/cancel")
 
     follower = RunFollower(client, run_id, on_event, on_connection)
@@ -419,9 +426,40 @@ def test_the_follower_catches_up_after_a_dropped_connection_without_losing_or_re
         follower.close()
         client.close()
         proxy.close()
-    assert "disconnected" in states and states.count("connected") >= 2, states
+    assert "disconnected" in states and "connected" in states[states.index("disconnected"):], states
     assert run["status"] == "cancelled"
     assert sorted(epochs) == list(range(1, run["epochs_done"] + 1)), epochs
     stored = [m["epoch"] for m in server.api.get(f"/api/runs/{run_id}/metrics")["metrics"]]
     assert stored == sorted(epochs)
 
+
+def test_the_follower_reconnects_when_the_connection_drops_before_its_subscription_is_acknowledged(server):
+    network_id = server.api.post("/api/networks", {"dataset_id": "digits"}, expect=201)["network_id"]
+    run_id = server.api.train(network_id, epochs=200, mini_batch_size=1)["run_id"]
+    # the server's answer to the first subscribe ({"ok": true, "room": ...}) never arrives
+    proxy = CuttableProxy(server.port, cut_on_reply=b'"room"')
+    client = LivetrainClient(proxy.url)
+    epochs: list[int] = []
+    states: list[str] = []
+
+    def on_event(name: str, payload: dict) -> None:
+        if name == "training_update":
+            epochs.append(payload["epoch"])
+
+    def on_connection(state: str) -> None:
+        states.append(state)
+        if state == "connected":
+            server.api.post(f"/api/runs/{run_id}/cancel")
+
+    follower = RunFollower(client, run_id, on_event, on_connection)
+    try:
+        follower.start()
+        run = follower.wait()
+    finally:
+        follower.close()
+        client.close()
+        proxy.close()
+    assert proxy.cut_on_reply is None  # the drop did happen, before the first subscription was acknowledged
+    assert states[:2] == ["disconnected", "connected"], states
+    assert run["status"] == "cancelled"
+    assert sorted(epochs) == list(range(1, run["epochs_done"] + 1)), epochs
