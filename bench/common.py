@@ -214,13 +214,14 @@ def _stop(process: subprocess.Popen) -> None:
 
 
 @contextlib.contextmanager
-def livetrain_server(*, env: dict[str, str] | None = None, start_timeout: float = 90.0) -> Iterator[Server]:
+def livetrain_server(*, env: dict[str, str] | None = None, start_timeout: float = 90.0,
+                     home: Path | None = None) -> Iterator[Server]:
     """Start `python -m livetrain serve --async-mode eventlet` on a free port and a temporary
-    home; stop it (and its workers) when the block ends, even on error."""
+    home (or `home`, prepared beforehand); stop it (and its workers) when the block ends, even on error."""
     import requests
 
     with tempfile.TemporaryDirectory(prefix="livetrain-bench-") as tmp:
-        home = Path(tmp) / "home"
+        home = home or Path(tmp) / "home"
         log_path = Path(tmp) / "server.log"
         full_env = {k: v for k, v in os.environ.items() if not k.startswith("LIVETRAIN_")}
         full_env["LIVETRAIN_MNIST_DIR"] = str(mnist_dir())

@@ -1,7 +1,7 @@
 """Run livetrain's benchmarks, print a results table, write bench/results/latest.json.
 
     python -m bench.run_all                 # everything (about 2.5 minutes on 2 cores)
-    python -m bench.run_all --only events   # one benchmark: epoch, status, events, sklearn
+    python -m bench.run_all --only events   # one benchmark: epoch, status, events, sklearn, pages
     python -m bench.run_all --rounds 5      # more rounds of the epoch-time comparison
 
 Run from the repository root with the project installed (`pip install -e .` plus the test
@@ -78,7 +78,15 @@ def run_sklearn(args) -> dict[str, Any]:
     return sklearn_steps.run(rounds=args.sklearn_rounds, n_jobs=args.sklearn_n_jobs)
 
 
-BENCHMARKS = {"epoch": run_epoch, "status": run_status, "events": run_events, "sklearn": run_sklearn}
+def run_pages(args) -> dict[str, Any]:
+    """Benchmark 7: the pages with 20 runs against 10,000."""
+    from bench import page_scale
+
+    return page_scale.run(many=args.pages_many, rounds=args.pages_rounds)
+
+
+BENCHMARKS = {"epoch": run_epoch, "status": run_status, "events": run_events, "sklearn": run_sklearn,
+              "pages": run_pages}
 
 
 def _fmt(value: float | None, unit: str = "", digits: int = 3) -> str:
@@ -147,6 +155,16 @@ def table(results: dict[str, Any]) -> str:
     elif sk:
         rows.append(("6", "live random forest / plain fit", "error: " + sk["error"].strip().splitlines()[-1][:80],
                      "", "NO"))
+    pages = results.get("pages")
+    if pages and "error" not in pages:
+        for page, item in pages["pages"].items():
+            med = item["median_ms"]
+            rows.append(("7", f"{page} ({item['path']}): {pages['runs']['many']:,} runs / {pages['runs']['few']} runs",
+                         f"{item['ratio']:.2f} ({med['many']:.1f} ms vs {med['few']:.1f} ms)",
+                         f"<= {item['target']}" if item["target"] else "(reported)",
+                         "" if item["met"] is None else "yes" if item["met"] else "NO"))
+    elif pages:
+        rows.append(("7", "pages with many runs", "error: " + pages["error"].strip().splitlines()[-1][:80], "", "NO"))
     widths = [max(len(str(r[i])) for r in rows) for i in range(5)]
     lines = ["| " + " | ".join(str(c).ljust(w) for c, w in zip(r, widths)) + " |" for r in rows]
     lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
@@ -168,6 +186,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sklearn-rounds", type=int, default=3, help="rounds of the random-forest comparison")
     parser.add_argument("--sklearn-n-jobs", type=int, default=1,
                         help="threads for both sides of the random-forest comparison (a worker's budget)")
+    parser.add_argument("--pages-many", type=int, default=10_000, help="runs in the big server's database")
+    parser.add_argument("--pages-rounds", type=int, default=15, help="fetches of each page from each server")
     parser.add_argument("--out", type=Path, default=RESULTS / "latest.json")
     args = parser.parse_args(argv)
 
