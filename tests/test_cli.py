@@ -130,3 +130,24 @@ def test_a_server_that_does_not_listen_is_an_unreachable_error():
         client.list_networks()
     assert (raised.value.code, raised.value.status) == ("unreachable", None)
     assert raised.value.message.startswith(f"cannot reach the livetrain server at {url} (Connection refused)")
+
+
+@pytest.mark.parametrize("states, said", [
+    (["connected"], []),
+    (["connected", "disconnected", "connected"], ["lost", "reconnected"]),
+    # dropped before the first connect was caught up: the next one is still a reconnect
+    (["disconnected", "connected"], ["lost", "reconnected"]),
+    (["connected", "disconnected", "connected", "disconnected", "connected"],
+     ["lost", "reconnected", "lost", "reconnected"]),
+])
+def test_following_says_each_drop_and_each_return_but_not_the_first_connect(states, said):
+    import io
+
+    stream = io.StringIO()
+    progress = console.RunProgress("0123456789ab", stream)
+    for state in states:
+        progress.connection(state)
+    lines = stream.getvalue().splitlines()
+    assert ["lost" if "lost" in line else "reconnected" for line in lines] == said, lines
+    assert all(line.startswith(("connection to the server lost", "reconnected; caught up on run 0123456789ab"))
+               for line in lines)

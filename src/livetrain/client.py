@@ -273,7 +273,7 @@ class RunFollower:
                 self._sync()
         # live events arrive in no fixed order: one last fetch fills in any epoch still on its way
         self._catch_up()
-        self.run = self.client.get_run(self.run_id)
+        self.run = self._read(self.client.get_run, self.run_id)
         with self._cond:
             self._muted = True
         return self.run
@@ -348,6 +348,14 @@ class RunFollower:
 
     def _sync(self) -> None:
         """After a (re)connect: join the run's room, then fetch what was missed (docs/events.md)."""
+        try:
+            self._join_and_catch_up()
+        except BaseException:
+            with self._cond:
+                self._need_sync = True  # not caught up (Ctrl-C, say): the next wait() starts over
+            raise
+
+    def _join_and_catch_up(self) -> None:
         import socketio
 
         with self._cond:
@@ -388,13 +396,31 @@ class RunFollower:
         if ended is None:
             # the events say how a run ended; its status is checked as well, in case it ended
             # without a stored event (it ended before the socket joined the room and nothing else)
-            self.run = self.client.get_run(self.run_id)
+            self.run = self._read(self.client.get_run, self.run_id)
             self._end_from(self.run)
-        self._on_connection("connected")
+        with self._cond:
+            dropped = self._drops != drops
+        if not dropped:  # else the socket went while catching up: "connected" waits for the next connect
+            self._on_connection("connected")
+
+    def _read(self, fetch: Callable[..., Any], *args: Any) -> Any:
+        """A GET made while following, tried again while the server cannot be reached: a connection
+        that drops mid-request is the same blip the socket reconnects from, not the end. Gives up
+        (raising ClientError) after the same `lost_timeout` as the socket."""
+        deadline = time.monotonic() + self._lost_timeout
+        delay = 0.5
+        while True:
+            try:
+                return fetch(*args)
+            except ClientError as error:
+                if error.code != "unreachable" or time.monotonic() + delay > deadline:
+                    raise
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
 
     # -- events ---------------------------------------------------------------
     def _catch_up(self) -> None:
-        events = self.client.run_events(self.run_id, after_seq=self._fetched_through)
+        events = self._read(self.client.run_events, self.run_id, self._fetched_through)
         events.sort(key=lambda event: event.get("seq") or 0)
         with self._cond:
             for event in events:

@@ -396,7 +396,7 @@ class RunProgress:
         self.total = 0
         self.epoch = 0  # the last finished epoch shown
         self.accuracy = ""  # its accuracy, shown beside the loss of the epoch in progress
-        self.connected_once = False
+        self.lost = False  # the socket dropped and is not back yet
         self.paused = False  # while a question is on the screen, events update nothing but the numbers
         self._pending: tuple[float, str] | None = None
 
@@ -464,9 +464,10 @@ class RunProgress:
         """Say when the socket drops and when it is back (the first connect goes unsaid)."""
         if state == "disconnected":
             self.say("connection to the server lost; reconnecting...")
-        elif self.connected_once:
+            self.lost = True
+        elif self.lost:
             self.say(f"reconnected; caught up on run {self.run_id}")
-        self.connected_once = self.connected_once or state == "connected"
+            self.lost = False
 
     def say(self, text: str) -> None:
         """A line above the bar."""
