@@ -306,6 +306,7 @@
       this.accept = options.accept || (() => false);
       this.runs = new Map();
       this.holding = new Map(); // run id -> live events held back while its history is fetched
+      this.retrying = new Set(); // run ids whose cut-off catch-up is asked again soon
       RUN_EVENT_NAMES.forEach((name) => live.on(name, (payload) => this.receive(name, payload)));
       // From the moment the socket (re)connects, hold back the live events of every run still
       // going: with broadcasting on they arrive before the rooms are joined and the missed ones
@@ -381,19 +382,35 @@
     /** Fetch a run's stored events after the last one applied, holding live ones back meanwhile. */
     async catchUp(run) {
       if (!this.holding.has(run.run_id)) this.holding.set(run.run_id, []);
+      let body = null;
       try {
-        const body = await api("GET", `${path("api", "runs", run.run_id, "events")}?after_seq=${run.seq}`);
-        for (const event of body.events) {
-          const { event: name, ...payload } = event;
-          if (REDUCE[name]) this.apply(run, name, payload);
-        }
+        body = await api("GET", `${path("api", "runs", run.run_id, "events")}?after_seq=${run.seq}`);
       } catch (err) {
+        if (err.code === "unreachable") {
+          // cut off, like the socket: keep holding the live events (applying them would move
+          // `seq` past the missed ones, a gap for good) and ask again shortly
+          this.retry(run);
+          return;
+        }
         console.warn("livetrain: could not fetch the events of run", run.run_id, err.message);
-      } finally {
-        const held = this.holding.get(run.run_id) || [];
-        this.holding.delete(run.run_id);
-        held.forEach(([name, payload]) => this.apply(run, name, payload));
       }
+      for (const event of body ? body.events : []) {
+        const { event: name, ...payload } = event;
+        if (REDUCE[name]) this.apply(run, name, payload);
+      }
+      const held = this.holding.get(run.run_id) || [];
+      this.holding.delete(run.run_id);
+      held.forEach(([name, payload]) => this.apply(run, name, payload));
+    }
+
+    /** One more catch-up of a run in a second, unless one is already due. */
+    retry(run) {
+      if (this.retrying.has(run.run_id)) return;
+      this.retrying.add(run.run_id);
+      setTimeout(() => {
+        this.retrying.delete(run.run_id);
+        this.catchUp(run);
+      }, 1000);
     }
 
     /** After a (re)connect: every run that was still going may have moved on meanwhile. */

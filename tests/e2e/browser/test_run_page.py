@@ -133,6 +133,40 @@ def test_the_chart_and_log_keep_every_epoch_once_across_a_reconnect_and_stop_can
         _cancel_if_active(api, run_id)
 
 
+def test_a_catch_up_request_cut_off_after_a_reconnect_is_asked_again_and_leaves_no_gap(page, web_server):
+    api = web_server.api
+    run_id = api.train(_network(api), epochs=1000)["run_id"]
+    cut: list[str] = []
+
+    def cut_the_first(route):
+        # the first fetch of missed events after the reconnect fails as a network drop would
+        if not cut:
+            cut.append(route.request.url)
+            route.abort("connectionreset")
+        else:
+            route.continue_()
+
+    try:
+        page.goto(f"/runs/{run_id}")
+        expect(page.locator("#connection")).to_have_text("Live")
+        page.wait_for_function(f"() => {POINTS} >= 3")
+        page.evaluate("livetrain.connection.socket.disconnect()")
+        expect(page.locator("#connection")).to_contain_text("Offline")
+        away_from = api.run(run_id)["epochs_done"]
+        wait_until(lambda: api.run(run_id)["epochs_done"] >= away_from + 3, timeout=30,
+                   what="epochs stored while the page is away")
+        page.route("**/api/runs/*/events*", cut_the_first)
+        page.evaluate("livetrain.connection.socket.connect()")
+        stored = api.run(run_id)["epochs_done"]
+        page.wait_for_function("(n) => Math.min(...Chart.getChart(document.getElementById('run-chart'))"
+                               ".data.datasets.map((d) => d.data.length)) >= n", arg=stored + 2)
+        assert cut and f"/api/runs/{run_id}/events" in cut[0]
+        for series in page.evaluate(CHART_DATA):
+            assert series["xs"] == list(range(1, len(series["xs"]) + 1)), series["label"]
+    finally:
+        _cancel_if_active(api, run_id)
+
+
 def test_a_scikit_learn_run_shows_its_steps_per_split_and_its_feature_importances(page, web_server):
     api = web_server.api
     experiment = api.post("/api/experiments", {"name": f"run-page-{uuid.uuid4().hex[:6]}"}, expect=201)
