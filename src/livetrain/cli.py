@@ -12,6 +12,7 @@ import logging
 import os
 import signal
 import sys
+import time
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 RUN_STATUSES = ["queued", "running", "completed", "failed", "cancelled", "interrupted"]
@@ -160,7 +161,19 @@ def serve(args: argparse.Namespace) -> int:
     container = app.extensions["livetrain"]
     container.runner.warm_up()
     socketio = app.extensions["socketio"]
-    signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    stopping: list[int] = []
+
+    def stop(signum, frame) -> None:
+        # Ctrl-C, `docker stop` and service managers (SIGTERM): first tell the clients that their
+        # runs are interrupted (resumable) while the server still delivers events, then stop as
+        # on a second signal, which stops at once.
+        if stopping:
+            raise KeyboardInterrupt
+        stopping.append(signum)
+        socketio.start_background_task(_interrupt_runs_then_stop, container, socketio)
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
     print(f"livetrain serving on http://{args.host}:{args.port} (home {container.settings.home}, "
           f"{args.async_mode})", flush=True)
     try:
@@ -172,10 +185,23 @@ def serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _stop_on_sigterm(signum, frame) -> None:
-    # `docker stop` and service managers send SIGTERM: shut down as on Ctrl-C, so running
-    # runs are marked interrupted (resumable) and worker processes are stopped.
-    raise KeyboardInterrupt
+def _interrupt_runs_then_stop(container, socketio, drain_limit: float = 5.0) -> None:
+    """Mark the active runs interrupted, let those events reach the connected clients (until every
+    client's outgoing queue is empty, at most `drain_limit` seconds), then stop the server."""
+    try:
+        if container.interrupt_runs():
+            deadline = time.monotonic() + drain_limit
+            sockets = socketio.server.eio.sockets
+            while time.monotonic() < deadline and any(not s.queue.empty() for s in list(sockets.values())):
+                socketio.sleep(0.05)
+            socketio.sleep(0.1)  # what the writers took last is still being sent
+    except Exception:  # stopping must not depend on it
+        logging.getLogger(__name__).exception("could not tell the clients their runs were interrupted")
+    finally:
+        if socketio.server.eio.async_mode == "gevent":
+            socketio.wsgi_server.stop()  # gevent's own stop, from a greenlet
+        else:
+            os.kill(os.getpid(), signal.SIGINT)  # the second signal: stop the server
 
 
 def main(argv: list[str] | None = None) -> int:

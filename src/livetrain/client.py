@@ -228,6 +228,7 @@ class RunFollower:
         self._max_seq = 0
         self._fetched_through = 0  # every stored event up to this seq has been fetched over REST
         self._ended: str | None = None  # the final status, once known
+        self._end_payload: dict = {}  # the event that told it
         self._need_sync = False
         self._lost_since: float | None = None
         self._drops = 0  # how many times the socket has dropped
@@ -272,8 +273,15 @@ class RunFollower:
             if need_sync:
                 self._sync()
         # live events arrive in no fixed order: one last fetch fills in any epoch still on its way
-        self._catch_up()
-        self.run = self._read(self.client.get_run, self.run_id)
+        try:
+            self._catch_up(retry=False)
+            self.run = self.client.get_run(self.run_id)
+        except ClientError as error:
+            if error.code != "unreachable":
+                raise
+            # gone right after the end (a server that stops interrupts its runs, tells, then goes):
+            # the run as its events told it
+            self.run = {**(self.run or {}), **self._end_payload, "status": ended}
         with self._cond:
             self._muted = True
         return self.run
@@ -329,8 +337,8 @@ class RunFollower:
 
     def _on_disconnect(self, reason: object = None) -> None:
         with self._cond:
-            if self._muted:
-                return
+            if self._muted or self._ended is not None:
+                return  # closed, or the run has ended: the connection no longer matters
             self._lost_since = time.monotonic()
             self._need_sync = False
             self._drops += 1
@@ -419,8 +427,9 @@ class RunFollower:
             delay = min(delay * 2, 5.0)
 
     # -- events ---------------------------------------------------------------
-    def _catch_up(self) -> None:
-        events = self._read(self.client.run_events, self.run_id, self._fetched_through)
+    def _catch_up(self, retry: bool = True) -> None:
+        fetch = self._read if retry else (lambda call, *args: call(*args))
+        events = fetch(self.client.run_events, self.run_id, self._fetched_through)
         events.sort(key=lambda event: event.get("seq") or 0)
         with self._cond:
             for event in events:
@@ -451,6 +460,7 @@ class RunFollower:
                 return
         if name in END_EVENTS and self._ended is None:
             self._ended = END_EVENTS[name]
+            self._end_payload = payload
         self._on_event(name, payload)
 
 

@@ -228,7 +228,10 @@ def test_a_run_going_when_the_server_stops_is_interrupted_and_can_be_resumed(mak
     network_id = create_network(client, dataset_id="iris", layer_sizes=[4, 8, 3])["network_id"]
     run_id = start_run(client, network_id, epochs=LONG, mini_batch_size=4)["run_id"]
     wait_for_epochs(client, run_id, 1)
-    app.extensions["livetrain"].close()
+    container = app.extensions["livetrain"]
+    # `livetrain serve` interrupts the runs first, while it still delivers events, then closes
+    assert container.interrupt_runs() == [run_id]
+    container.close()
 
     restarted = make_app(home=home).test_client()
     run = restarted.get(f"/api/runs/{run_id}").get_json()
@@ -239,6 +242,7 @@ def test_a_run_going_when_the_server_stops_is_interrupted_and_can_be_resumed(mak
     assert restarted.get(f"/api/networks/{network_id}").get_json()["status"] == "created"
     events = restarted.get(f"/api/runs/{run_id}/events").get_json()["events"]
     assert events[-1]["event"] == "training_interrupted"
+    assert [e["event"] for e in events].count("training_interrupted") == 1  # close() did not repeat it
     assert events[-1]["checkpoint_epoch"] == run["checkpoint_epoch"]
 
     started = restarted.post(f"/api/runs/{run_id}/resume", json={"epochs": 1}).get_json()

@@ -317,6 +317,23 @@ def test_following_a_run_the_server_interrupted_exits_4(start_server):
     assert [r["run_id"] for r in json.loads(listed.stdout)["runs"]] == [run_id]
 
 
+def test_a_followed_run_exits_4_as_soon_as_its_server_stops(start_server):
+    server = start_server()
+    network_id = server.api.post("/api/networks", {"dataset_id": "digits"}, expect=201)["network_id"]
+    command = Following(server, "train", network_id, *SLOW, "--follow")
+    try:
+        run_id = command.run_id()
+        server.process.send_signal(signal.SIGTERM)  # as `docker stop` does
+        # told by the server on its way down, not found out after reconnecting for a minute (exit 5)
+        assert command.wait() == 4, command.stderr
+        assert command.stdout.startswith(f"run {run_id} interrupted: the server stopped while this run was "), (
+            command.stdout)
+        assert "connection to the server lost" not in command.stderr
+        assert server.process.wait(timeout=CLI_TIMEOUT) == 0
+    finally:
+        command.kill()
+
+
 def test_an_unreachable_server_exits_5_and_says_so():
     url = f"http://127.0.0.1:{free_port()}"
     listed = cli(None, "--url", url, "networks", "list")

@@ -82,6 +82,7 @@ class Livetrain:
         self.experiments.ensure_default()
         self.store.register_server(self.runs.owner)
         self._closed = False
+        self._interrupted = False
         self._sleep = sleep
         self._reap_orphans()
         self.metrics.active_runs.set_function(lambda: self.store.count_runs(statuses=ACTIVE_STATUSES))
@@ -132,13 +133,21 @@ class Livetrain:
             return self.store.get_network(value) is not None
         return self.store.get_experiment(value) is not None
 
+    def interrupt_runs(self) -> list[str]:
+        """Stop the workers: runs that were queued or running are marked interrupted (resumable)
+        and `training_interrupted` is emitted for each; their ids. The server calls this on its way
+        down while it still delivers events; `close()` does it too, once."""
+        if self._interrupted:
+            return []
+        self._interrupted = True
+        ids = self.runner.close()
+        return self.runs.mark_interrupted(ids) if ids else []
+
     def close(self) -> None:
-        """Stop workers; runs that were going are marked interrupted (and can be resumed)."""
+        """Stop workers (see `interrupt_runs`), leave the servers table, close the database."""
         if self._closed:
             return
+        self.interrupt_runs()
         self._closed = True
-        ids = self.runner.close()
-        if ids:
-            self.runs.mark_interrupted(ids)
         self.store.remove_server(self.runs.owner)
         self.store.close()
