@@ -151,6 +151,30 @@ def test_delete_runs_removes_their_events_and_nothing_else(runs):
     assert runs.delete_runs([]) == 0
 
 
+def test_run_scores_read_one_metric_out_of_the_json_in_the_database(database_url):
+    # the leaderboard ranks on these values without decoding every run's metrics: the database
+    # reads them out of the JSON, in SQLite and PostgreSQL alike
+    store = MetadataStore(database_url)
+    store.create_schema()
+    try:
+        store.create_run(make_run("a", created_at=1.0, status="completed", seed=7, params={"n_estimators": 10},
+                                  metrics={"test": {"accuracy": 0.875, "f1": 0.5}, "train": {"accuracy": 1}}))
+        store.create_run(make_run("b", created_at=2.0, status="running", metrics={"train": {"accuracy": 0.5}}))
+        store.create_run(make_run("c", created_at=3.0, status="failed"))
+        store.create_run(make_run("d", created_at=4.0, experiment_id="exp2", metrics={"test": {"accuracy": 0.1}}))
+        scores = store.run_scores("exp1", "test", "accuracy")
+        assert [(r.id, r.status, r.value) for r in scores] == [
+            ("a", "completed", 0.875), ("b", "running", None), ("c", "failed", None)]
+        assert [r.value for r in store.run_scores("exp1", "train", "accuracy")] == [1.0, 0.5, None]
+        assert [r.value for r in store.run_scores("exp1", "test", "roc_auc")] == [None, None, None]
+        assert store.run_details("exp1", ["a"]) == {
+            "a": {"params": {"n_estimators": 10}, "seed": 7,
+                  "metrics": {"test": {"accuracy": 0.875, "f1": 0.5}, "train": {"accuracy": 1}}}}
+        assert sorted(store.run_details("exp1")) == ["a", "b", "c"]
+    finally:
+        store.close()
+
+
 # -- upgrading a database from before experiments ----------------------------------------------
 
 

@@ -20,17 +20,17 @@ def _rank_key(value: float) -> float:
     return float(f"{value:.{TIE_DIGITS}g}")
 
 
-def rank(entries: list[dict[str, Any]], higher_better: bool) -> list[dict[str, Any]]:
-    """Sort by `value` (best first) and number them; equal values share a rank (1, 1, 3)."""
-    ordered = sorted(entries, key=lambda e: (-_rank_key(e["value"]) if higher_better else _rank_key(e["value"]),
-                                             e["created_at"]))
-    previous, place = None, 0
-    for position, entry in enumerate(ordered, start=1):
-        key = _rank_key(entry["value"])
+def rank(runs: list[Any], higher_better: bool) -> list[tuple[int, Any]]:
+    """Runs (with `value` and `created_at`) best first, each with its rank; equal values share a
+    rank (1, 1, 3), and the older run comes first."""
+    keyed = sorted(((_rank_key(run.value), run) for run in runs),
+                   key=lambda item: (-item[0] if higher_better else item[0], item[1].created_at))
+    ranks, previous, place = [], None, 0
+    for position, (key, run) in enumerate(keyed, start=1):
         if key != previous:
             place, previous = position, key
-        entry["rank"] = place
-    return ordered
+        ranks.append((place, run))
+    return ranks
 
 
 class ExperimentService:
@@ -104,37 +104,38 @@ class ExperimentService:
         if split not in SPLITS:
             raise ValidationError(f"split must be one of {', '.join(SPLITS)}", code="bad_parameter",
                                   detail={"field": "split"})
-        runs = self.store.run_scores(experiment.id)
-        dataset_ids = sorted({run["dataset_id"] for run in runs if run["dataset_id"]})
+        dataset_ids = self.store.run_dataset_ids(experiment.id)
         if metric is None:
             tasks = {d.task if d else None for d in (self.store.get_dataset(i) for i in dataset_ids)}
             metric = "r2" if tasks == {"regression"} else "accuracy"
-        higher = higher_is_better(metric)
-        ranked, unranked = [], []
-        for run in runs:
-            metrics = run["metrics"] or {}
-            value = (metrics.get(split) or {}).get(metric)
-            entry = {
-                "run_id": run["id"], "algorithm": run["algorithm"], "network_id": run["network_id"],
-                "dataset_id": run["dataset_id"], "status": run["status"], "params": run["params"],
-                "seed": run["seed"], "value": value, "metrics": metrics.get(split) or {},
-                "created_at": run["created_at"],
-                "live": run["status"] in ACTIVE_STATUSES,  # its value still changes with every step
+        higher = higher_is_better(metric)  # also refuses a name that is not a metric, before it is read
+        runs = self.store.run_scores(experiment.id, split, metric)
+        # a run that stopped early (cancelled, failed, interrupted) keeps its last step's numbers,
+        # but they are not a result: it is listed, not ranked
+        ranked = [run for run in runs if run.value is not None and run.status in RANKED_STATUSES]
+        unranked = [run for run in runs if run.value is None or run.status not in RANKED_STATUSES]
+        kept = rank(ranked, higher)[:limit]
+        # what an entry shows beyond the ranking is read for the entries kept only
+        details = self.store.run_details(
+            experiment.id, [run.id for _, run in kept] + [run.id for run in unranked[:limit]] if limit else None)
+
+        def entry(run, value: float | None) -> dict[str, Any]:
+            more = details.get(run.id) or {"params": {}, "seed": None, "metrics": {}}
+            return {
+                "run_id": run.id, "algorithm": run.algorithm, "network_id": run.network_id,
+                "dataset_id": run.dataset_id, "status": run.status, "params": more["params"], "seed": more["seed"],
+                "value": value, "metrics": more["metrics"].get(split) or {}, "created_at": run.created_at,
+                "live": run.status in ACTIVE_STATUSES,  # its value still changes with every step
             }
-            # a run that stopped early (cancelled, failed, interrupted) keeps its last step's
-            # numbers, but they are not a result: it is listed, not ranked
-            if not isinstance(value, int | float) or run["status"] not in RANKED_STATUSES:
-                entry["value"] = None
-                unranked.append(entry)
-            else:
-                ranked.append(entry)
-        entries = rank(ranked, higher)
+
+        entries = [{**entry(run, run.value), "rank": place} for place, run in kept]
         return {
             "experiment_id": experiment.id, "metric": metric, "split": split,
-            "direction": DIRECTIONS[metric], "entries": entries[:limit], "unranked": unranked[:limit],
+            "direction": DIRECTIONS[metric], "entries": entries,
+            "unranked": [entry(run, None) for run in unranked[:limit]],
             # what the whole board holds, also when `limit` shows only its top
-            "counts": {"ranked": len(entries), "unranked": len(unranked),
-                       "live": sum(1 for run in runs if run["status"] in ACTIVE_STATUSES)},
+            "counts": {"ranked": len(ranked), "unranked": len(unranked),
+                       "live": sum(1 for run in runs if run.status in ACTIVE_STATUSES)},
             "dataset_ids": dataset_ids,
-            "network_runs": any(run["algorithm"] == NETWORK_ALGORITHM for run in runs),
+            "network_runs": any(run.algorithm == NETWORK_ALGORITHM for run in runs),
         }

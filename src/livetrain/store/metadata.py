@@ -437,14 +437,26 @@ class MetadataStore:
         with self._tx() as s:
             return [_entity(Run, r) for r in s.scalars(query)]
 
-    def run_scores(self, experiment_id: str) -> list[dict[str, Any]]:
-        """What a leaderboard needs of every run of an experiment, oldest first: a light read of a few
-        columns (no entities, no reproducibility records), so thousands of runs rank quickly."""
+    def run_scores(self, experiment_id: str, split: str, metric: str) -> list[Any]:
+        """What ranking needs of every run of an experiment, oldest first, as rows with attributes: a
+        few columns and `value`, the run's `metric` on `split` (None when it has none), read by the
+        database out of the metrics JSON, so thousands of runs rank without decoding any of it here."""
+        value = RunRow.metrics[(split, metric)].as_float().label("value")
         columns = (RunRow.id, RunRow.algorithm, RunRow.network_id, RunRow.dataset_id, RunRow.status,
-                   RunRow.params, RunRow.seed, RunRow.metrics, RunRow.created_at)
+                   RunRow.created_at, value)
         query = select(*columns).where(RunRow.experiment_id == experiment_id).order_by(RunRow.created_at, RunRow.id)
         with self._tx() as s:
-            return [dict(row._mapping) for row in s.execute(query)]
+            return list(s.execute(query))
+
+    def run_details(self, experiment_id: str, run_ids: list[str] | None = None) -> dict[str, dict[str, Any]]:
+        """The parameters, seed and metrics of an experiment's runs (those of `run_ids`, or all), by id."""
+        query = select(RunRow.id, RunRow.params, RunRow.seed, RunRow.metrics).where(
+            RunRow.experiment_id == experiment_id)
+        if run_ids is not None:
+            query = query.where(RunRow.id.in_(run_ids))
+        with self._tx() as s:
+            return {row.id: {"params": row.params, "seed": row.seed, "metrics": row.metrics or {}}
+                    for row in s.execute(query)}
 
     def run_dataset_ids(self, experiment_id: str) -> list[str]:
         """The datasets an experiment's runs trained on, sorted."""
