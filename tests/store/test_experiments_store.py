@@ -175,6 +175,22 @@ def test_run_scores_read_one_metric_out_of_the_json_in_the_database(database_url
         store.close()
 
 
+def test_a_nan_or_infinite_metric_is_stored_as_null_and_the_run_still_ranks(database_url):
+    # a held-out loss can blow up to infinity: it is not JSON, and stored as is it made PostgreSQL
+    # refuse the row and SQLite's JSON functions fail the whole leaderboard
+    store = MetadataStore(database_url)
+    store.create_schema()
+    try:
+        store.create_run(make_run("a", status="completed", metrics={
+            "test": {"accuracy": 0.5, "loss": float("inf"), "log_loss": float("nan")}, "curve": [1.0, float("-inf")]}))
+        assert store.get_run("a").metrics == {"test": {"accuracy": 0.5, "loss": None, "log_loss": None},
+                                              "curve": [1.0, None]}
+        assert [r.value for r in store.run_scores("exp1", "test", "accuracy")] == [0.5]
+        assert [r.value for r in store.run_scores("exp1", "test", "loss")] == [None]
+    finally:
+        store.close()
+
+
 # -- upgrading a database from before experiments ----------------------------------------------
 
 
