@@ -39,6 +39,17 @@ def test_connect_sends_server_info(acks_app):
     sio.disconnect()
 
 
+def test_a_nan_or_an_infinity_in_an_event_arrives_as_null(acks_app):
+    # Python would write them as NaN and Infinity, which a browser's JSON.parse rejects
+    socketio = acks_app.extensions["socketio"]
+    sio = socketio.test_client(acks_app)
+    socketio.emit("training_update", {"run_id": "r1", "val_loss": float("inf"), "train_loss": float("nan"),
+                                      "accuracy": 0.5, "metrics": {"test": {"loss": float("-inf")}}})
+    assert events_named(sio.get_received(), "training_update") == [
+        {"run_id": "r1", "val_loss": None, "train_loss": None, "accuracy": 0.5, "metrics": {"test": {"loss": None}}}]
+    sio.disconnect()
+
+
 def test_subscribe_and_unsubscribe_acks(acks_app):
     client = acks_app.test_client()
     network_id = create_network(client, dataset_id="iris", layer_sizes=[4, 3])["network_id"]

@@ -8,9 +8,12 @@ its server, rooms and clients belong to one app, so each app gets its own `Socke
 from flask_cors import CORS
 from flask_socketio import SocketIO
 
+from livetrain import jsonsafe
+
 cors = CORS()
 
 
 def new_socketio() -> SocketIO:
-    """An unbound SocketIO for one app; `create_app` calls `init_app` on it."""
-    return SocketIO()
+    """An unbound SocketIO for one app; `create_app` calls `init_app` on it. Its packets are
+    written by `jsonsafe` (a NaN or infinity in an event arrives as null, not as invalid JSON)."""
+    return SocketIO(json=jsonsafe)

@@ -7,8 +7,6 @@ and OS threads alike.
 
 from __future__ import annotations
 
-import json
-import math
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -33,6 +31,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
+from livetrain import jsonsafe
 from livetrain.store.entities import (
     ACTIVE_STATUSES,
     Dataset,
@@ -174,33 +173,12 @@ def _enable_sqlite_wal(dbapi_connection, _record) -> None:
     cursor.close()
 
 
-def _finite_json(value: Any) -> Any:
-    """`value` with every NaN or infinity (inside dicts and lists too) as None."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {key: _finite_json(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite_json(item) for item in value]
-    return value
-
-
-def _json_dumps(value: Any) -> str:
-    """The JSON columns' serializer. A NaN or an infinity (a loss that blew up on held-out rows)
-    is not JSON: PostgreSQL refuses it and SQLite's JSON functions, which rank the leaderboard,
-    fail on the whole row. It is stored as null, as a metric that has no value."""
-    try:
-        return json.dumps(value, allow_nan=False)
-    except ValueError:
-        return json.dumps(_finite_json(value), allow_nan=False)
-
-
 class MetadataStore:
     """Typed access to livetrain's metadata tables."""
 
     def __init__(self, url: str) -> None:
         self.url = url
-        kwargs: dict[str, Any] = {"future": True, "json_serializer": _json_dumps}
+        kwargs: dict[str, Any] = {"future": True, "json_serializer": jsonsafe.dumps}
         if url.startswith("sqlite"):
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 10}
         else:
