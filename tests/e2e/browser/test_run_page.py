@@ -90,6 +90,19 @@ def test_a_network_run_fills_its_chart_and_log_live_and_shows_its_results_at_the
     screenshot(page, "run")
 
 
+def _away_then_back(page, api, run_id: str, epochs_away: int, before_reconnect=lambda: None) -> int:
+    """Drop the page's socket, let the run store `epochs_away` more epochs, call `before_reconnect`,
+    reconnect; the epochs stored when it reconnected."""
+    page.evaluate("livetrain.connection.socket.disconnect()")
+    expect(page.locator("#connection")).to_contain_text("Offline")
+    away_from = api.run(run_id)["epochs_done"]
+    wait_until(lambda: api.run(run_id)["epochs_done"] >= away_from + epochs_away, timeout=30,
+               what="epochs stored while the page is away")
+    before_reconnect()
+    page.evaluate("livetrain.connection.socket.connect()")
+    return api.run(run_id)["epochs_done"]
+
+
 def test_the_chart_and_log_keep_every_epoch_once_across_a_reconnect_and_stop_cancels(page, web_server):
     api = web_server.api
     run_id = api.train(_network(api), epochs=1000)["run_id"]
@@ -98,13 +111,7 @@ def test_the_chart_and_log_keep_every_epoch_once_across_a_reconnect_and_stop_can
         expect(page.locator("#connection")).to_have_text("Live")
         page.wait_for_function(f"() => {POINTS} >= 9")
 
-        page.evaluate("livetrain.connection.socket.disconnect()")
-        expect(page.locator("#connection")).to_contain_text("Offline")
-        away_from = api.run(run_id)["epochs_done"]
-        wait_until(lambda: api.run(run_id)["epochs_done"] >= away_from + 5, timeout=30,
-                   what="epochs stored while the page is away")
-        page.evaluate("livetrain.connection.socket.connect()")
-        stored = api.run(run_id)["epochs_done"]
+        stored = _away_then_back(page, api, run_id, 5)
         page.wait_for_function("(n) => Math.max(...Chart.getChart(document.getElementById('run-chart'))"
                                ".data.datasets.map((d) => d.data.length)) >= n", arg=stored)
 
@@ -150,14 +157,8 @@ def test_a_catch_up_request_cut_off_after_a_reconnect_is_asked_again_and_leaves_
         page.goto(f"/runs/{run_id}")
         expect(page.locator("#connection")).to_have_text("Live")
         page.wait_for_function(f"() => {POINTS} >= 3")
-        page.evaluate("livetrain.connection.socket.disconnect()")
-        expect(page.locator("#connection")).to_contain_text("Offline")
-        away_from = api.run(run_id)["epochs_done"]
-        wait_until(lambda: api.run(run_id)["epochs_done"] >= away_from + 3, timeout=30,
-                   what="epochs stored while the page is away")
-        page.route("**/api/runs/*/events*", cut_the_first)
-        page.evaluate("livetrain.connection.socket.connect()")
-        stored = api.run(run_id)["epochs_done"]
+        stored = _away_then_back(page, api, run_id, 3,
+                                 before_reconnect=lambda: page.route("**/api/runs/*/events*", cut_the_first))
         page.wait_for_function("(n) => Math.min(...Chart.getChart(document.getElementById('run-chart'))"
                                ".data.datasets.map((d) => d.data.length)) >= n", arg=stored + 2)
         assert cut and f"/api/runs/{run_id}/events" in cut[0]
