@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from apiflask import APIFlask
-from flask import request
+from flask import Request, current_app, g, request
 from werkzeug.exceptions import HTTPException
 
 from livetrain import __version__
@@ -63,6 +63,17 @@ def _message(error) -> str:
     return "; ".join(problems) or error.message
 
 
+class UploadRequest(Request):
+    """A request whose uploaded files stream to a spool file on the artifact disk, never whole in memory."""
+
+    def _get_file_stream(self, total_content_length, content_type, filename=None, content_length=None):
+        from livetrain.concurrency import cooperate
+
+        spool = current_app.extensions["livetrain"].artifacts.spool(on_write=cooperate)
+        g.setdefault("livetrain_spools", []).append(spool)
+        return spool
+
+
 def create_app(config: dict[str, Any] | None = None, *, async_mode: str | None = None) -> APIFlask:
     """Build a livetrain app: settings from defaults, `LIVETRAIN_*` variables, then `config`."""
     from livetrain import api, events, web
@@ -94,6 +105,7 @@ def create_app(config: dict[str, Any] | None = None, *, async_mode: str | None =
         DOCS_FAVICON="data:,",
     )
 
+    app.request_class = UploadRequest
     app.json.sort_keys = False  # keep the original server's fields first, as clients see them
 
     @app.before_request
@@ -113,6 +125,12 @@ def create_app(config: dict[str, Any] | None = None, *, async_mode: str | None =
         if not upload and length > settings.max_content_length:
             return {"error": "payload_too_large", "message": _too_large(settings)}, 413
         return None
+
+    @app.teardown_request
+    def remove_spooled_uploads(_error=None):
+        # an upload that became a dataset was moved away; anything else received is removed
+        for spool in g.pop("livetrain_spools", []):
+            spool.discard()
 
     @app.error_processor
     def http_error(error):

@@ -37,3 +37,15 @@ def run_blocking(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
 
         return tpool.execute(fn, *args, **kwargs)
     return fn(*args, **kwargs)
+
+
+def cooperate() -> None:
+    """Let other green threads run now, from a long loop on the event loop (a no-op with plain threads)."""
+    if _eventlet_patched():
+        import eventlet
+
+        eventlet.sleep(0)
+    elif "gevent.monkey" in sys.modules and sys.modules["gevent.monkey"].is_module_patched("socket"):
+        import gevent
+
+        gevent.sleep(0)

@@ -494,7 +494,7 @@ def test_a_builtin_cannot_be_deleted(shared_app, client):
 def test_a_dataset_a_network_uses_is_kept_until_the_network_is_gone(shared_app, client, table):
     detail = uploaded(client, as_csv(table.head(60)), name="short-lived")
     folder = shared_app.extensions["livetrain"].settings.home / "models" / "datasets" / detail["id"]
-    assert sorted(p.name for p in folder.iterdir()) == ["arrays.npz", "data.csv", "pipeline.joblib"]
+    assert sorted(p.name for p in folder.iterdir()) == ["arrays.npz", "pipeline.joblib", "table.parquet", "upload.csv"]
     network = create_network(client, dataset_id=detail["id"])
 
     body = refused(shared_app, client, 409, "dataset_in_use", lambda c: c.delete(f"/api/datasets/{detail['id']}"))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from apiflask import APIBlueprint
-from flask import Response, current_app, request
+from flask import Response, current_app, request, send_file
 
 from livetrain.errors import ValidationError
 
@@ -23,9 +23,13 @@ def list_datasets():
 
 @bp.post("")
 @bp.doc(responses={201: {"description": "the new dataset"}}, description=(
-    "Either a multipart upload (field `file`: a CSV; optional fields `name`, `target` (default: the last "
-    "column), `task`, `types` (JSON object: column -> numeric|categorical|boolean|datetime|text|ignored), "
-    "`split` (three fractions, default 0.7,0.15,0.15), `seed`), or a JSON body for a generator: "
+    "Either a multipart upload (field `file`: CSV in any common dialect, TSV, gzip-compressed CSV, .xlsx or "
+    ".parquet; optional fields `name`, `target` (default: the last column), `task`, `types` (JSON object: "
+    "column -> numeric|categorical|boolean|datetime|text|ignored), `split` (three fractions, default "
+    "0.7,0.15,0.15), `seed`, `missing_target` (refuse|drop), the reading overrides `delimiter` "
+    "(comma|semicolon|tab|pipe), `decimal` (.|,), `thousands` (,|.|space|'|none), `quote`, `encoding`, "
+    "`sheet` (.xlsx), `format` (csv|tsv|xlsx|parquet), and `upload_id` to receive `dataset_progress` "
+    "events), or a JSON body for a generator: "
     "`{\"generator\": \"moons\", \"params\": {...}, \"name\", \"split\", \"seed\"}`."))
 def create_dataset():
     """Upload a CSV (multipart) or generate a dataset (JSON)."""
@@ -35,7 +39,7 @@ def create_dataset():
         if upload is None:
             raise ValidationError("send the CSV in a multipart field named 'file'", code="bad_parameter",
                                   detail={"field": "file"})
-        dataset = svc.datasets.create_from_csv(upload.read(), upload.filename, request.form.to_dict())
+        dataset = svc.datasets.create_from_upload(upload.stream, upload.filename, request.form.to_dict())
     else:
         body = request.get_json(silent=True) if request.content_length else None
         if not isinstance(body, dict):
@@ -68,6 +72,20 @@ def delete_dataset(dataset_id: str):
 @bp.get("/<dataset_id>/csv")
 @bp.doc(responses={200: {"description": "text/csv"}})
 def download_csv(dataset_id: str):
-    """The dataset as CSV: the rows as uploaded or generated; built-ins with a split column."""
+    """The dataset as CSV (UTF-8, comma-separated): the rows as read or generated; built-ins with a split column."""
     name, data = _svc().datasets.csv_bytes(dataset_id)
-    return Response(data, mimetype="text/csv", headers={"Content-Disposition": f'attachment; filename="{name}"'})
+    return Response(data, mimetype="text/csv", headers={"Content-Disposition": _attachment(name)})
+
+
+@bp.get("/<dataset_id>/file")
+@bp.doc(responses={200: {"description": "the uploaded file, byte for byte"}})
+def download_file(dataset_id: str):
+    """The file as it was uploaded (any dialect or format), checked against its SHA-256; 404 for generated sets."""
+    name, path = _svc().datasets.original_file(dataset_id)
+    return send_file(path, as_attachment=True, download_name=name, mimetype="application/octet-stream")
+
+
+def _attachment(name: str) -> str:
+    safe = "".join(c if c.isalnum() or c in "._- " else "_" for c in name)
+    return f'attachment; filename="{safe}"'
+

@@ -1,7 +1,9 @@
 """Datasets users upload or generate: written once as checksummed artifacts, loaded by server and workers.
 
-A stored dataset is three files under `datasets/{id}/` in the artifact store:
-- `data.csv`: the rows as the user gave them (or as the generator made them), for download;
+A stored dataset is these files under `datasets/{id}/` in the artifact store:
+- `table.parquet`: the rows as read (typed columns), for download as CSV and for a later look;
+- `upload.<csv|csv.gz|tsv|xlsx|parquet>`: the file as the user uploaded it, byte for byte
+  (generated datasets have none; datasets stored before Parquet have `data.csv` instead);
 - `arrays.npz`: the preprocessed train / validation / test arrays (no pickles inside);
 - `pipeline.joblib`: the preprocessing fitted on the training split, for predictions on raw rows.
 Each is loaded only after its SHA-256 matches the one recorded with the dataset.
@@ -28,8 +30,13 @@ def dataset_dir(dataset_id: str) -> str:
     return f"datasets/{dataset_id}"
 
 
-def write_dataset_files(store: ArtifactStore, dataset_id: str, prepared, csv_bytes: bytes) -> dict[str, Any]:
-    """Write the CSV, the split arrays and the fitted pipeline; return their refs for the dataset row."""
+UPLOAD_SUFFIX = {("csv", None): ".csv", ("csv", "gzip"): ".csv.gz", ("xlsx", None): ".xlsx",
+                 ("parquet", None): ".parquet"}
+
+
+def write_dataset_files(store: ArtifactStore, dataset_id: str, prepared, frame, upload=None) -> dict[str, Any]:
+    """Write the table (Parquet), the split arrays and the fitted pipeline, and move the uploaded file
+    (`(spool, dialect)`) beside them; return their refs for the dataset row."""
     import joblib
 
     base = dataset_dir(dataset_id)
@@ -39,11 +46,45 @@ def write_dataset_files(store: ArtifactStore, dataset_id: str, prepared, csv_byt
     pipeline = io.BytesIO()
     joblib.dump(prepared.pipeline, pipeline)
     refs = {
-        "csv": store.write_bytes(f"{base}/data.csv", csv_bytes),
+        "table": store.write(f"{base}/table.parquet", lambda fh: write_table(frame, fh)),
         "arrays": store.write_bytes(f"{base}/arrays.npz", arrays.getvalue()),
         "pipeline": store.write_bytes(f"{base}/pipeline.joblib", pipeline.getvalue()),
     }
+    if upload is not None:
+        spool, dialect = upload
+        suffix = ".tsv" if dialect.delimiter == "\t" and dialect.format == "csv" else ""
+        suffix = suffix + ".gz" if suffix and dialect.compression else suffix
+        suffix = suffix or UPLOAD_SUFFIX.get((dialect.format, dialect.compression), ".csv")
+        refs["upload"] = store.adopt(spool, f"{base}/upload{suffix}")
     return {key: {"path": ref.path, "sha256": ref.sha256} for key, ref in refs.items()}
+
+
+def write_table(frame, fh) -> None:
+    """The table as read (typed columns, the file's row order) as Parquet."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    with pa.PythonFile(fh, mode="w") as sink:
+        pq.write_table(table, sink, compression="snappy")
+
+
+def table_as_csv(path: Path, batch_rows: int = 65_536):
+    """A stored Parquet table as UTF-8 CSV with a header, in pieces (a big table is never whole in memory)."""
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    parquet = pq.ParquetFile(path)
+    first = True
+    for batch in parquet.iter_batches(batch_size=batch_rows):
+        out = io.BytesIO()
+        pacsv.write_csv(batch, out, write_options=pacsv.WriteOptions(include_header=first, quoting_style="needed"))
+        first = False
+        yield out.getvalue()
+    if first:  # no rows: the header alone
+        out = io.BytesIO()
+        pacsv.write_csv(parquet.schema_arrow.empty_table(), out)
+        yield out.getvalue()
 
 
 def preprocessing_of(prepared) -> dict[str, Any]:

@@ -1,7 +1,7 @@
 """Turning an uploaded CSV (or any DataFrame) into float32 training arrays.
 
-The steps are: read the bytes (`read_csv`), decide what each column is and what the task
-is (`infer_schema`), split the rows once with a seed (`split_indices`), and fit the
+The steps are: read the file (`livetrain.data.reading`; `read_csv` for bytes), decide what
+each column is and what the task is (`infer_schema`), split the rows once with a seed (`split_indices`), and fit the
 preprocessing on the training rows only (`build_pipeline`, `prepare_table`). The fitted
 pipeline is a scikit-learn transformer made of module-level functions, so it pickles with
 joblib and can turn raw rows a user types into features later (`transform_rows`).
@@ -12,15 +12,13 @@ the column and says what to change.
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import hashlib
-import io
 import math
 import re
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -37,6 +35,7 @@ from livetrain.errors import ValidationError
 COLUMN_TYPES = ("numeric", "categorical", "boolean", "datetime", "text")
 IGNORED = "ignored"  # accepted in `types` overrides: leave the column out
 TASKS = ("classification", "regression")
+MISSING_TARGET = ("refuse", "drop")  # what to do with rows whose target is empty
 
 MIN_ROWS = 10  # fewer rows cannot be split into three non-empty, meaningful parts
 MAX_ONE_HOT = 30  # more categories than this are ordinal-encoded instead of one-hot
@@ -67,6 +66,7 @@ class ColumnInfo:
     unique: int
     inferred: str  # the type inference chose; `type` differs when the user overrode it
     note: str | None = None
+    number_format: dict | None = None  # how the file wrote its numbers (thousands, %, currency, decimal comma)
 
     def to_dict(self) -> dict:
         """A JSON-able dict of the fields."""
@@ -82,6 +82,7 @@ class Schema:
     task: str  # "classification" | "regression"
     features: list[str]
     passthrough: bool = False
+    dropped_rows: dict[str, int] = field(default_factory=dict)  # why rows of the file were left out, and how many
 
     def to_dict(self) -> dict:
         """A JSON-able dict; `from_dict` reads it back."""
@@ -91,6 +92,7 @@ class Schema:
             "task": self.task,
             "features": list(self.features),
             "passthrough": self.passthrough,
+            "dropped_rows": dict(self.dropped_rows),
         }
 
     @classmethod
@@ -103,6 +105,7 @@ class Schema:
             task=d["task"],
             features=list(d["features"]),
             passthrough=bool(d.get("passthrough", False)),
+            dropped_rows=dict(d.get("dropped_rows") or {}),
         )
 
     def column(self, name: str) -> ColumnInfo:
@@ -138,73 +141,18 @@ class PreparedTable:
 # ---------------------------------------------------------------------------- reading
 
 
-def read_csv(data: bytes, *, max_rows: int | None = None) -> pd.DataFrame:
-    """Parse CSV bytes into a DataFrame, rejecting empty, ragged or oversized files."""
-    if not data or not data.strip():
-        raise ValidationError("The file is empty. Upload a CSV with a header row and data rows.",
-                              code="empty_dataset", detail={"rows": 0})
-    if b"\x00" in data:
-        raise ValidationError("The file contains NUL bytes; it looks binary, not like a CSV text file.",
-                              code="malformed_csv")
-    text = _decode(data)
-    _check_shape(text, max_rows)
-    try:
-        # The check above found the rows' shape sound, so what pandas raises here is about content.
-        df = pd.read_csv(io.StringIO(text), nrows=None if max_rows is None else max_rows + 1, index_col=False,
-                         low_memory=False)  # one dtype per column, not one per chunk (and no DtypeWarning)
-    except pd.errors.EmptyDataError as exc:
-        raise ValidationError("The file has no columns. Upload a CSV with a header row and data rows.",
-                              code="empty_dataset", detail={"rows": 0}) from exc
-    except (pd.errors.ParserError, ValueError) as exc:
-        raise ValidationError(f"The file could not be parsed as CSV: {exc}", code="malformed_csv") from exc
-    if len(df) == 0:
-        raise ValidationError("The file has a header but no data rows.", code="empty_dataset", detail={"rows": 0})
-    if max_rows is not None and len(df) > max_rows:
-        raise ValidationError(f"The file has more than {max_rows:,} rows, the limit on this server. "
-                              "Upload a smaller sample.", code="too_many_rows", detail={"max_rows": max_rows})
-    return df
+def read_csv(data: bytes, *, max_rows: int | None = None, **options: Any) -> pd.DataFrame:
+    """Parse CSV bytes in any common dialect into a DataFrame (see `livetrain.data.reading`)."""
+    import tempfile
+    from pathlib import Path
 
+    from livetrain.data import reading
 
-def _decode(data: bytes) -> str:
-    # utf-8-sig is utf-8 that also drops a leading byte-order mark (Excel writes one), which
-    # would otherwise end up in the first column's name; latin-1 accepts any byte sequence.
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        return data.decode("latin-1")
-
-
-def _check_shape(text: str, max_rows: int | None) -> None:
-    # pandas silently pads short rows with NaN and turns a header one field short into an
-    # index; both are almost always a broken export, so check every row's width first.
-    reader = csv.reader(io.StringIO(text))
-    try:
-        header = next(reader, None)
-        if not header:
-            raise ValidationError("The first line is empty; it should be the header naming the columns.",
-                                  code="malformed_csv", detail={"line": 1})
-        names = [h.strip() for h in header]
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        if dupes:
-            raise ValidationError(f"The header names {', '.join(repr(d) for d in dupes)} more than once; "
-                                  "give every column a different name.",
-                                  code="duplicate_columns", detail={"columns": dupes})
-        rows = 0
-        for row in reader:
-            if not row:
-                continue  # blank lines are skipped by pandas too
-            if len(row) != len(header):
-                raise ValidationError(f"Line {reader.line_num} has {len(row)} fields but the header has "
-                                      f"{len(header)}. Every row needs one value per column (leave a value "
-                                      "empty between commas if it is missing).",
-                                      code="malformed_csv",
-                                      detail={"line": reader.line_num, "fields": len(row), "expected": len(header)})
-            rows += 1
-            if max_rows is not None and rows > max_rows:
-                return
-    except csv.Error as exc:
-        raise ValidationError(f"The file could not be parsed as CSV near line {reader.line_num}: {exc}",
-                              code="malformed_csv", detail={"line": reader.line_num}) from exc
+    with tempfile.TemporaryDirectory(prefix="livetrain-csv-") as folder:
+        path = Path(folder) / "upload.csv"
+        path.write_bytes(data)
+        dialect = reading.detect(path, "upload.csv", reading.parse_options(options))
+        return reading.read_table(path, dialect, max_rows=max_rows).frame
 
 
 # ---------------------------------------------------------------------------- schema
@@ -216,9 +164,16 @@ def infer_schema(
     target: str | list[str] | None = None,
     types: dict[str, str] | None = None,
     task: str | None = None,
+    formats: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> Schema:
-    """Decide each column's type and role, the target(s) and the task (user overrides win)."""
+    """Decide each column's type and role, the target(s) and the task (user overrides win).
+
+    `formats` says how the file wrote a column's numbers (from `reading.Table.formats`).
+    """
+    from livetrain.data.reading import describe_format
+
     df = _checked_frame(df)
+    formats = formats or {}
     targets = _targets(df, target)
     overrides = _overrides(df, types)
     n = len(df)
@@ -244,6 +199,9 @@ def infer_schema(
             info.role, info.note = "ignored", "free text is left out"
         elif requested is None and kind == "numeric" and _looks_like_id(s, name):
             info.role, info.note = "ignored", "identifier-like: every value distinct"
+        if name in formats and kind == "numeric":
+            info.number_format = dict(formats[name])
+            info.note = info.note or describe_format(formats[name])
         columns.append(info)
 
     by_name = {c.name: c for c in columns}
@@ -251,7 +209,8 @@ def infer_schema(
         if by_name[name].missing:
             count = by_name[name].missing
             raise ValidationError(f"The target column '{name}' is empty in {count} of {n} rows. Fill those values "
-                                  "in or delete those rows; rows without a target cannot be learned from.",
+                                  "in, or upload again with missing_target=drop to leave those rows out; rows "
+                                  "without a target cannot be learned from.",
                                   code="missing_target", detail={"column": name, "rows": count})
     task = _task(df, [by_name[t] for t in targets], task)
     if task == "classification" and by_name[targets[0]].unique < 2:
@@ -687,15 +646,31 @@ def prepare_table(
     fractions: Sequence[float] = (0.7, 0.15, 0.15),
     seed: int = 0,
     passthrough: bool = False,
+    formats: Mapping[str, Mapping[str, Any]] | None = None,
+    missing_target: str = "refuse",
 ) -> PreparedTable:
-    """Infer the schema, split with `seed`, fit preprocessing on the training rows and transform every split."""
+    """Infer the schema, split with `seed`, fit preprocessing on the training rows and transform every split.
+
+    `missing_target="drop"` leaves out rows whose target is empty (the schema counts them);
+    by default such rows refuse the table.
+    """
     df = _checked_frame(df)
     fractions = _check_fractions(fractions)
+    if missing_target not in MISSING_TARGET:
+        raise ValidationError(f"missing_target must be {' or '.join(MISSING_TARGET)}, not {missing_target!r}.",
+                              code="bad_parameter", detail={"field": "missing_target"})
+    dropped: dict[str, int] = {}
+    if missing_target == "drop":
+        empty = df[_targets(df, target)].isna().any(axis=1)
+        if empty.any():
+            dropped["missing_target"] = int(empty.sum())
+            df = df.loc[~empty].reset_index(drop=True)
     if len(df) < MIN_ROWS:
         raise ValidationError(f"The table has {len(df)} rows; at least {MIN_ROWS} are needed to split it into "
                               "training, validation and test parts.", code="empty_dataset", detail={"rows": len(df)})
-    schema = infer_schema(df, target=target, types=types, task=task)
+    schema = infer_schema(df, target=target, types=types, task=task, formats=formats)
     schema.passthrough = bool(passthrough)
+    schema.dropped_rows = dropped
     if passthrough:
         _check_passthrough(schema)
 
@@ -850,7 +825,13 @@ def _checked_value(value: Any, column: ColumnInfo, row: int, passthrough: bool) 
         try:
             number = float(value)
         except (TypeError, ValueError):
-            raise bad("a number") from None
+            number = math.nan
+            if isinstance(value, str) and column.number_format:  # "1,234.5", "58%", "€ 12" as in the file
+                from livetrain.data.reading import to_number
+
+                number = to_number(value, column.number_format)
+            if math.isnan(number):
+                raise bad("a number") from None
         if not math.isfinite(number):
             raise bad("a finite number")
         return number

@@ -55,10 +55,11 @@ class Livetrain:
         self.store = MetadataStore(settings.resolved_database_url)
         self.store.create_schema()
         self.artifacts = ArtifactStore(settings.models_dir)
+        self.artifacts.clear_spool()  # uploads a crash cut off
         self.metrics = Metrics.create()
         self.emitter = emitter
         self.datasets = DatasetService(store=self.store, artifacts=self.artifacts, settings=settings,
-                                       emitter=emitter)
+                                       emitter=emitter, spawn=spawn, sleep=sleep)
         self.runs = RunService(store=self.store, artifacts=self.artifacts, settings=settings, emitter=emitter,
                                metrics=self.metrics)
         self.networks = NetworkService(store=self.store, artifacts=self.artifacts, settings=settings,

@@ -7,21 +7,32 @@ import json
 import threading
 import time
 import uuid
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from livetrain.concurrency import run_blocking
 from livetrain.data.sources import DatasetArrays, available_datasets, default_dataset_id
-from livetrain.data.stored import dataset_dir, load_arrays, load_pipeline, preprocessing_of, write_dataset_files
+from livetrain.data.stored import (
+    dataset_dir,
+    load_arrays,
+    load_pipeline,
+    preprocessing_of,
+    table_as_csv,
+    write_dataset_files,
+)
 from livetrain.errors import Conflict, NotFound, PayloadTooLarge, ValidationError
 from livetrain.services.common import LruCache, numeric_rows, whole_number
 from livetrain.store import Dataset
+from livetrain.store.artifacts import Spool
 from livetrain.store.entities import ACTIVE_STATUSES
 
 PREVIEW_ROWS = 10
 DETAIL_ONLY = ("schema", "summary", "feature_names")  # meta keys the detail shows as fields of their own
 PIPELINE_CACHE_SIZE = 8
+PROGRESS_INTERVAL = 0.2  # seconds between looks at an upload's stage
 
 
 def _parse_json_field(value: Any, name: str, kind: type) -> Any:
@@ -71,11 +82,13 @@ def _fractions(value: Any) -> tuple[float, float, float]:
 class DatasetService:
     """Registers the built-ins; creates, describes and deletes user datasets."""
 
-    def __init__(self, *, store, artifacts, settings, emitter=None) -> None:
+    def __init__(self, *, store, artifacts, settings, emitter=None, spawn=None, sleep=None) -> None:
         self.store = store
         self.artifacts = artifacts
         self.settings = settings
         self.emitter = emitter
+        self.spawn = spawn
+        self.sleep = sleep
         self._pipelines = LruCache(PIPELINE_CACHE_SIZE)  # pipeline SHA-256 -> fitted preprocessing
         self._summaries: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
@@ -110,24 +123,56 @@ class DatasetService:
 
     # -- creating -------------------------------------------------------------
     def create_from_csv(self, data: bytes, filename: str | None, form: dict[str, Any]) -> Dataset:
-        """Parse, type, split and preprocess an uploaded CSV; store it (or nothing, on any error)."""
-        from livetrain.data import tabular
+        """Like `create_from_upload`, for a file's bytes already in memory."""
+        spool = self.artifacts.spool()
+        try:
+            spool.write(data)
+            return self.create_from_upload(spool, filename, form)
+        finally:
+            spool.discard()
 
-        if len(data) > self.settings.max_upload_bytes:
-            raise PayloadTooLarge(f"the file is {len(data)} bytes, over the limit of "
+    def create_from_upload(self, spool: Spool, filename: str | None, form: dict[str, Any]) -> Dataset:
+        """Read, type, split and preprocess an uploaded file (CSV of any dialect, TSV, gzip, .xlsx, .parquet)
+        received into `spool`; store it (or nothing, on any error). The work runs off the event loop, and
+        `dataset_progress` events report it to the uploader's `upload_id`."""
+        from livetrain.data import reading, tabular
+
+        spool.finish()
+        if spool.size > self.settings.max_upload_bytes:
+            raise PayloadTooLarge(f"the file is {spool.size} bytes, over the limit of "
                                   f"{self.settings.max_upload_bytes} (LIVETRAIN_MAX_UPLOAD_BYTES)")
         options = self._options(form)
-        name = options["name"] or (filename or "upload.csv").rsplit("/", 1)[-1].removesuffix(".csv") or "upload"
+        overrides = reading.parse_options(form)
+        missing_target = form.get("missing_target") or "refuse"
+        if missing_target not in tabular.MISSING_TARGET:
+            raise ValidationError("missing_target must be refuse (the default) or drop", code="bad_parameter",
+                                  detail={"field": "missing_target"})
+        filename = (filename or "upload.csv").replace("\\", "/").rsplit("/", 1)[-1][:200] or "upload.csv"
+        name = options["name"] or _stem(filename) or "upload"
+        progress = _Progress(self.emitter, form.get("upload_id"), self.spawn, self.sleep)
 
         def prepare():
-            frame = tabular.read_csv(data, max_rows=self.settings.max_upload_rows)
-            return frame, tabular.prepare_table(frame, target=options["target"], types=options["types"],
-                                                task=options["task"], fractions=options["fractions"],
-                                                seed=options["seed"])
+            progress.stage("reading")
+            dialect = reading.detect(spool.path, filename, overrides)
+            table = reading.read_table(spool.path, dialect, max_rows=self.settings.max_upload_rows)
+            progress.stage("preparing")
+            prepared = tabular.prepare_table(table.frame, target=options["target"], types=options["types"],
+                                             task=options["task"], fractions=options["fractions"],
+                                             seed=options["seed"], formats=table.formats,
+                                             missing_target=missing_target)
+            progress.stage("storing")
+            return table, prepared
 
-        frame, prepared = run_blocking(prepare)
-        return self._store(name, f"uploaded file {filename or 'upload.csv'}", options["description"],
-                           frame, prepared, data, {"origin": "upload", "filename": filename})
+        try:
+            table, prepared = run_blocking(prepare)
+            dataset = self._store(name, f"uploaded file {filename}", options["description"], table.frame, prepared,
+                                  {"origin": "upload", "filename": filename, "dialect": table.dialect.to_dict()},
+                                  upload=(spool, table.dialect))
+        except BaseException as exc:
+            progress.end("failed", getattr(exc, "message", None))
+            raise
+        progress.end("done", dataset_id=dataset.id)
+        return dataset
 
     def create_generated(self, body: dict[str, Any]) -> Dataset:
         """Generate a synthetic dataset (factorization, blobs, moons, ...) and store it like an upload."""
@@ -148,13 +193,12 @@ class DatasetService:
             prepared = tabular.prepare_table(made.frame, target=made.target, task=made.task,
                                              fractions=options["fractions"], seed=options["seed"],
                                              passthrough=made.passthrough)
-            return made, prepared, made.frame.to_csv(index=False).encode()
+            return made, prepared
 
-        made, prepared, csv_bytes = run_blocking(prepare)
+        made, prepared = run_blocking(prepare)
         name = options["name"] or f"{kind}-{uuid.uuid4().hex[:4]}"
         return self._store(name, f"generated: {kind}", options["description"] or made.description, made.frame,
-                           prepared, csv_bytes, {"origin": "generator", "generator": kind, "params": params,
-                                                 **made.meta})
+                           prepared, {"origin": "generator", "generator": kind, "params": params, **made.meta})
 
     def _options(self, form: dict[str, Any]) -> dict[str, Any]:
         from livetrain.services.networks import check_name
@@ -180,8 +224,8 @@ class DatasetService:
             "description": description,
         }
 
-    def _store(self, name: str, source: str, description: str, frame, prepared, csv_bytes: bytes,
-               meta: dict[str, Any]) -> Dataset:
+    def _store(self, name: str, source: str, description: str, frame, prepared, meta: dict[str, Any],
+               upload: tuple[Spool, Any] | None = None) -> Dataset:
         from livetrain.data import tabular
 
         dataset_id = uuid.uuid4().hex[:12]
@@ -189,7 +233,7 @@ class DatasetService:
         n_outputs = len(schema.targets) if schema.task == "regression" else 1
         meta = {
             **meta,
-            "schema": schema.to_dict(),
+            "schema": schema.to_dict() | ({"dialect": meta["dialect"]} if "dialect" in meta else {}),
             "classes": prepared.classes,
             "feature_names": prepared.feature_names,
             "split": {"fractions": list(prepared.fractions), "seed": prepared.split_seed, "stratified":
@@ -210,7 +254,7 @@ class DatasetService:
             content_sha256=tabular.dataset_hash(frame),
         )
         try:
-            dataset.files = run_blocking(write_dataset_files, self.artifacts, dataset_id, prepared, csv_bytes)
+            dataset.files = run_blocking(write_dataset_files, self.artifacts, dataset_id, prepared, frame, upload)
             dataset = self.store.upsert_dataset(dataset)
         except BaseException:
             self.artifacts.delete(dataset_dir(dataset_id))  # nothing half-stored
@@ -273,10 +317,19 @@ class DatasetService:
             self._summaries[dataset.id] = summary
         return summary
 
-    def csv_bytes(self, dataset_id: str) -> tuple[str, bytes]:
-        """(file name, CSV): the rows as given for stored datasets; built-ins as their arrays plus a split."""
+    def csv_bytes(self, dataset_id: str) -> tuple[str, bytes | Iterator[bytes]]:
+        """(file name, CSV): an uploaded CSV as sent, other stored tables converted from Parquet (both streamed);
+        built-ins as their arrays plus a split."""
         dataset = self.get(dataset_id)
-        if not dataset.builtin:
+        upload = dataset.files.get("upload")
+        if upload is not None and upload["path"].endswith(".csv"):  # a CSV file comes back as it was sent
+            path = run_blocking(self.artifacts.verified_path, upload["path"], upload["sha256"])
+            return f"{dataset.name}.csv", _file_chunks(path)
+        if "table" in dataset.files:
+            ref = dataset.files["table"]
+            path = run_blocking(self.artifacts.verified_path, ref["path"], ref["sha256"])
+            return f"{dataset.name}.csv", table_as_csv(path)
+        if not dataset.builtin:  # stored before tables were kept as Parquet
             ref = dataset.files["csv"]
             return f"{dataset.name}.csv", self.artifacts.open_verified(ref["path"], ref["sha256"]).getvalue()
 
@@ -295,6 +348,17 @@ class DatasetService:
             return out.getvalue().encode()
 
         return f"{dataset.id}.csv", run_blocking(build)
+
+    def original_file(self, dataset_id: str) -> tuple[str, Path]:
+        """(file name, path) of the file as it was uploaded, checked against its SHA-256."""
+        dataset = self.get(dataset_id)
+        ref = dataset.files.get("upload") or dataset.files.get("csv")
+        if ref is None:
+            raise NotFound(f"dataset {dataset.id} was not uploaded from a file; GET /api/datasets/{dataset.id}/csv "
+                           "gives its rows", code="no_file")
+        path = run_blocking(self.artifacts.verified_path, ref["path"], ref["sha256"])
+        suffix = "".join(Path(ref["path"]).suffixes)
+        return f"{_stem(dataset.meta.get('filename') or dataset.name)}{suffix}", path
 
     # -- predictions on raw rows -------------------------------------------------
     def pipeline(self, dataset: Dataset):
@@ -332,6 +396,58 @@ class DatasetService:
         if self.emitter is not None:
             self.emitter.resource("dataset_deleted", {"dataset_id": dataset.id, "ts": time.time()})
         return {"dataset_id": dataset.id, "deleted": True, "deleted_from_disk": on_disk}
+
+
+def _file_chunks(path: Path, size: int = 1 << 20) -> Iterator[bytes]:
+    with open(path, "rb") as fh:
+        yield from iter(lambda: fh.read(size), b"")
+
+
+def _stem(filename: str) -> str:
+    name = filename
+    for suffix in (".gz", ".csv", ".tsv", ".tab", ".txt", ".xlsx", ".parquet"):
+        name = name.removesuffix(suffix).removesuffix(suffix.upper())
+    return name
+
+
+class _Progress:
+    """`dataset_progress` events for one upload: the stage the off-loop work is in, pushed from the event loop.
+
+    The work runs in an OS thread that must not emit; it only records its stage, and a green
+    thread sends each change (and the end) to every client, keyed by the uploader's `upload_id`.
+    """
+
+    def __init__(self, emitter, upload_id: Any, spawn, sleep) -> None:
+        ok = isinstance(upload_id, str) and 0 < len(upload_id) <= 64 and upload_id.isprintable()
+        self.upload_id = upload_id if ok else None
+        self.emitter = emitter
+        self._stage: str | None = None
+        self._sent: str | None = None
+        self._ended = False
+        self._sleep = sleep
+        if self.upload_id and emitter is not None and spawn is not None:
+            spawn(self._watch)
+
+    def stage(self, name: str) -> None:
+        self._stage = name
+
+    def _send(self, stage: str, **extra: Any) -> None:
+        self.emitter.resource("dataset_progress", {"upload_id": self.upload_id, "stage": stage, **extra,
+                                                   "ts": time.time()})
+
+    def _watch(self) -> None:
+        while not self._ended:
+            stage = self._stage
+            if stage is not None and stage != self._sent:
+                self._sent = stage
+                self._send(stage)
+            self._sleep(PROGRESS_INTERVAL)
+
+    def end(self, stage: str, message: str | None = None, dataset_id: str | None = None) -> None:
+        self._ended = True
+        if self.upload_id and self.emitter is not None:
+            extra = {"dataset_id": dataset_id} if dataset_id else {"message": message} if message else {}
+            self._send(stage, **extra)
 
 
 def _plain(value: Any) -> Any:

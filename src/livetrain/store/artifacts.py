@@ -10,12 +10,15 @@ import io
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 from livetrain.errors import IntegrityError, ValidationError
+
+SPOOL_DIR = ".spool"  # uploads being received, on the same disk as their final place
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,44 @@ class ArtifactStore:
             raise
         return ArtifactRef(relpath, hashing.digest.hexdigest(), hashing.size)
 
+    def spool(self, *, on_write: Callable[[], None] | None = None) -> Spool:
+        """A new file under `.spool/` that hashes what is written to it; `adopt` moves it into place."""
+        folder = self.root / SPOOL_DIR
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, path = tempfile.mkstemp(prefix="upload-", suffix=".part", dir=folder)
+        return Spool(Path(path), os.fdopen(fd, "w+b"), on_write)
+
+    def adopt(self, spool: Spool, relpath: str) -> ArtifactRef:
+        """Move a finished spool file to `relpath` (a rename: no copy), keeping the hash it was written with."""
+        target = self.resolve(relpath)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        spool.finish()
+        os.replace(spool.path, target)
+        return ArtifactRef(relpath, spool.sha256, spool.size)
+
+    def clear_spool(self, older_than: float = 24 * 3600) -> int:
+        """Remove spool files left by uploads that a crash interrupted; how many were removed."""
+        folder = self.root / SPOOL_DIR
+        if not folder.is_dir():
+            return 0
+        removed = 0
+        cutoff = time.time() - older_than
+        for path in folder.glob("upload-*.part"):
+            with _suppress_missing():
+                if path.stat().st_mtime < cutoff:
+                    path.unlink()
+                    removed += 1
+        return removed
+
+    def verified_path(self, relpath: str, sha256: str) -> Path:
+        """The file's path, after checking in chunks (never whole in memory) that it hashes to `sha256`."""
+        path = self.resolve(relpath)
+        if not path.is_file():
+            raise IntegrityError(f"artifact {relpath} is missing")
+        if sha256_file(path) != sha256:
+            raise IntegrityError(f"artifact {relpath} does not match its recorded SHA-256")
+        return path
+
     def write_bytes(self, relpath: str, data: bytes) -> ArtifactRef:
         """Atomically store `data` at `relpath`."""
         return self.write(relpath, lambda fh: fh.write(data))
@@ -100,6 +141,70 @@ class ArtifactStore:
         return False
 
 
+class Spool:
+    """A file being received (an upload): written once, front to back, hashed on the way.
+
+    Behaves as the writable, seekable file Werkzeug streams a multipart file into.
+    """
+
+    def __init__(self, path: Path, fh: BinaryIO, on_write: Callable[[], None] | None = None) -> None:
+        self.path = path
+        self._fh = fh
+        self._digest = hashlib.sha256()
+        self._on_write = on_write
+        self.size = 0
+        self.sha256 = ""
+
+    def write(self, data) -> int:
+        view = memoryview(data).cast("B")
+        self._digest.update(view)
+        self.size += len(view)
+        written = self._fh.write(view)
+        if self._on_write is not None:
+            self._on_write()
+        return written
+
+    def finish(self) -> None:
+        """Flush to disk and fix the hash; the file is complete."""
+        if not self._fh.closed:
+            self._fh.flush()
+            os.fsync(self._fh.fileno())
+            self._fh.close()
+        self.sha256 = self.sha256 or self._digest.hexdigest()
+
+    def discard(self) -> None:
+        """Close and remove the file, if it is still here."""
+        if not self._fh.closed:
+            self._fh.close()
+        with _suppress_missing():
+            os.unlink(self.path)
+
+    # what Werkzeug's form parser and FileStorage call on the stream
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self._fh.seek(offset, whence) if not self._fh.closed else 0
+
+    def tell(self) -> int:
+        return self.size
+
+    def read(self, size: int = -1) -> bytes:
+        return self._fh.read(size)
+
+    def flush(self) -> None:
+        self._fh.flush()
+
+    def close(self) -> None:
+        self.finish()
+
+    def readable(self) -> bool:
+        return True
+
+    def writable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+
 class _HashingWriter:
     """A write-only file object that hashes what passes through it."""
 
@@ -117,7 +222,12 @@ class _HashingWriter:
     def flush(self) -> None:
         self._fh.flush()
 
-    # torch.save and zipfile probe for these on file-like objects
+    # torch.save, zipfile and pyarrow probe for these on file-like objects
+    closed = False
+
+    def close(self) -> None:
+        """Nothing: the store closes the file underneath once the writer returns."""
+
     def writable(self) -> bool:
         return True
 
