@@ -49,8 +49,6 @@ CURRENCY = "$€£¥₹₽₩¢"
 # pandas' default missing-value words, so a file reads as it did with pandas
 NULL_VALUES = ["", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN",
                "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"]
-_WESTERN = {"cp1252", "latin_1", "iso8859_15", "iso8859_1", "cp1250", "iso8859_2", "mac_roman", "cp850",
-            "ascii", "utf_8"}
 
 
 @dataclass
@@ -228,19 +226,16 @@ def _encoding(sample: bytes, complete: bool) -> tuple[str, bool]:
 
 
 def _single_byte_encoding(sample: bytes) -> str:
+    """Windows-1252 when it reads the text without mess (a spreadsheet on Windows writes it, and it has
+    € ’ – where Latin-1 has invisible control characters); else charset-normalizer's best guess
+    (cp1251 for Cyrillic, shift_jis, ...); else Latin-1, which takes any byte."""
     from charset_normalizer import from_bytes
 
-    best = from_bytes(sample[:64 * 1024]).best()
-    guess = codecs.lookup(best.encoding).name.replace("-", "_") if best is not None else "cp1252"
-    if guess not in _WESTERN and not guess.startswith(("iso8859", "cp125", "mac")):
-        return codecs.lookup(guess).name  # e.g. cp1251 for Cyrillic, shift_jis, gb18030
-    # The Western single-byte encodings agree on letters; Windows-1252 also has € ’ – … where
-    # Latin-1 has invisible control characters, and a spreadsheet on Windows writes 1252.
-    try:
-        sample.decode("cp1252")
+    head = sample[:64 * 1024]
+    if from_bytes(head, cp_isolation=["cp1252"]).best() is not None:
         return "cp1252"
-    except UnicodeDecodeError:  # one of the five bytes 1252 leaves undefined
-        return "latin-1"
+    best = from_bytes(head).best()
+    return codecs.lookup(best.encoding).name if best is not None else "latin-1"
 
 
 def _line_ending(text: str) -> str:
@@ -474,9 +469,25 @@ def read_table(path: Path, dialect: Dialect, *, max_rows: int | None = None,
         frame = _read_xlsx(path, dialect)
     else:
         frame = _read_csv(path, dialect, progress)
+        _check_one_column(frame, dialect)
     frame = _checked(frame, max_rows)
     formats = _formatted_numbers(frame, dialect.decimal)
     return Table(frame=frame, dialect=dialect, formats=formats)
+
+
+def _check_one_column(frame: pd.DataFrame, dialect: Dialect) -> None:
+    # One column whose name holds another separator: the file was split on the wrong character.
+    if frame.shape[1] != 1:
+        return
+    header = str(frame.columns[0])
+    others = [d for d in DELIMITERS if d != dialect.delimiter and len(header.split(d)) > 1]
+    if others:
+        how = "given" if "delimiter" in dialect.given else "detected"
+        name = DELIMITERS.get(dialect.delimiter or ",", dialect.delimiter)
+        raise ValidationError(f"The file was read as one column named {header[:80]!r} (fields separated by {name} "
+                              f"{dialect.delimiter!r}, {how}). The header looks {DELIMITERS[others[0]]}-separated: "
+                              f"send delimiter={others[0]!r} (the upload field 'delimiter').",
+                              code="malformed_csv", detail={"field": "delimiter", "delimiter": dialect.delimiter})
 
 
 def _checked(frame: pd.DataFrame, max_rows: int | None) -> pd.DataFrame:
@@ -525,9 +536,11 @@ def _read_parquet(path: Path) -> pd.DataFrame:
 def _read_xlsx(path: Path, dialect: Dialect) -> pd.DataFrame:
     import openpyxl
 
+    fh = open(path, "rb")  # a file object: openpyxl judges a path by its name, and the spool's is .part
     try:
-        book = openpyxl.load_workbook(path, read_only=True, data_only=True)
+        book = openpyxl.load_workbook(fh, read_only=True, data_only=True)
     except Exception as exc:  # noqa: BLE001 - a damaged workbook raises many kinds
+        fh.close()
         raise ValidationError(f"The Excel workbook could not be read: {exc}", code="malformed_file") from exc
     try:
         names = book.sheetnames
@@ -547,6 +560,7 @@ def _read_xlsx(path: Path, dialect: Dialect) -> pd.DataFrame:
                 if any(v is not None for v in r[:width])]
     finally:
         book.close()
+        fh.close()
     names_ = ["" if v is None else str(v) for v in header[:width]]
     missing = [i + 1 for i, n in enumerate(names_) if not n.strip()]
     if missing:
