@@ -16,7 +16,14 @@ import pandas as pd
 import pytest
 
 from livetrain.data.tabular import split_indices
-from tests.helpers import create_network, events_named, start_run, wait_for_run
+from tests.helpers import (
+    create_experiment,
+    create_network,
+    events_named,
+    run_in,
+    start_run,
+    wait_for_run,
+)
 
 N_CUSTOMERS = 200
 GENERATOR_KEYS = {"factorization", "blobs", "moons", "circles", "classification", "regression", "friedman"}
@@ -42,6 +49,11 @@ def customers(n: int = N_CUSTOMERS, seed: int = 0) -> pd.DataFrame:
     })
     frame.loc[rng.choice(n, 7, replace=False), "age"] = np.nan
     return frame
+
+
+# the calendar features the signup dates (no times of day) become
+SIGNUP = ["signup.year", "signup.month", "signup.month_sin", "signup.month_cos", "signup.day_of_week",
+          "signup.day_of_week_sin", "signup.day_of_week_cos", "signup.day_of_year_sin", "signup.day_of_year_cos"]
 
 
 def as_csv(frame: pd.DataFrame) -> bytes:
@@ -185,7 +197,7 @@ def test_an_upload_reports_task_shape_balance_and_split(dataset, table):
     assert dataset["class_balance"] == table["status"].value_counts().to_dict()
     assert dataset["missing"] == {name: int(table[name].isna().sum()) for name in table.columns}
     assert dataset["feature_names"] == ["age", "monthly_spend", "plan=basic", "plan=enterprise", "plan=pro",
-                                        "active", "signup"]
+                                        "active", *SIGNUP]
     assert dataset["n_features"] == len(dataset["feature_names"])
     assert dataset["n_rows"] == N_CUSTOMERS
     assert dataset["splits"] == {"train": 140, "val": 30, "test": 30}
@@ -283,9 +295,11 @@ def test_preprocessing_is_fitted_on_the_training_rows_only(shared_app, dataset, 
     np.testing.assert_allclose(scaler.mean_, expected, rtol=1e-9)
     assert abs(scaler.mean_[1] - table["monthly_spend"].mean()) > 1.0
 
-    seconds = (pd.to_datetime(train["signup"], utc=True) - pd.Timestamp(0, tz="UTC")).dt.total_seconds()
+    signup = pd.to_datetime(train["signup"], utc=True).dt
+    year = signup.year + (signup.day_of_year - 1) / np.where(signup.is_leap_year, 366, 365)
     datetime_scaler = pipeline.named_transformers_["datetime"].named_steps["scale"]
-    np.testing.assert_allclose(datetime_scaler.mean_, [seconds.mean()], rtol=1e-9)
+    # signup.year and signup.month, the first two calendar features, averaged over the training rows
+    np.testing.assert_allclose(datetime_scaler.mean_[:2], [year.mean(), signup.month.mean()], rtol=1e-9)
 
     arrays = svc.datasets.arrays(dataset["id"])
     spend = dataset["feature_names"].index("monthly_spend")
@@ -582,6 +596,29 @@ def test_a_bad_raw_row_is_refused_naming_the_column(client, trained, row, words)
     assert (response.status_code, body["error"]) == (400, "bad_input"), body
     for word in words:
         assert word in body["message"], body
+
+
+def test_dates_become_calendar_features_a_linear_model_learns_a_season_from(client):
+    at = pd.date_range("2019-01-01 06:00", "2022-12-31", freq="19h")  # four years of times of day
+    frame = pd.DataFrame({"at": at.strftime("%Y-%m-%d %H:%M"),
+                          "season": np.where(at.month.isin([11, 12, 1, 2]), "winter", "other")})
+    detail = uploaded(client, as_csv(frame), filename="seasons.csv")
+    assert client.get(f"/api/datasets/{detail['id']}").get_json() == detail
+    columns = {c["name"]: c for c in detail["schema"]["columns"]}
+    made = ["year", "month", "month_sin", "month_cos", "day_of_week", "day_of_week_sin", "day_of_week_cos",
+            "day_of_year_sin", "day_of_year_cos", "hour", "hour_sin", "hour_cos"]
+    assert columns["at"]["features"] == detail["feature_names"] == [f"at.{name}" for name in made]
+    assert columns["season"]["features"] is None  # the target is not an input
+
+    experiment = create_experiment(client, name="seasons")["experiment_id"]
+    run = wait_for_run(client, run_in(client, experiment, algorithm="linear", dataset_id=detail["id"],
+                                      seed=0)["run_id"])
+    assert run["status"] == "completed", run
+    assert run["metrics"]["test"]["accuracy"] >= 0.9  # one timestamp number: about 0.67, always "other"
+    response = client.post(f"/api/runs/{run['run_id']}/predict",
+                           json={"rows": [{"at": "2030-01-20 14:00"}, {"at": "2030-07-04"}]})
+    assert response.status_code == 200, response.get_json()
+    assert [p["predicted"] for p in response.get_json()["predictions"]] == ["winter", "other"]
 
 
 def _plain(value):

@@ -184,7 +184,7 @@ def test_bad_overrides_name_their_field(form, field):
 
 @pytest.mark.parametrize("data, code, words", [
     (b"", "empty_dataset", ["empty"]),
-    ("a;b;c\n1;2\n".encode(), "malformed_csv", ["Line 2", "2 fields", "semicolon", "delimiter"]),
+    (b"a;b;c\n1;2\n", "malformed_csv", ["Line 2", "2 fields", "semicolon", "delimiter"]),
     (b"PK\x03\x04" + b"\x00" * 40, "unsupported_format", ["ZIP"]),
     (b"\xd0\xcf\x11\xe0" + b"\x00" * 40, "unsupported_format", [".xls"]),
     (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x10", "malformed_csv", ["binary"]),

@@ -9,7 +9,13 @@ import joblib
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.compose import ColumnTransformer
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
+from livetrain.data import tabular
 from livetrain.data.tabular import (
     Schema,
     dataset_hash,
@@ -34,6 +40,11 @@ def mixed_frame(n: int = 60, seed: int = 0) -> pd.DataFrame:
         "comment": [f"customer {i} wrote something long and different" for i in range(n)],
         "churned": np.where(np.arange(n) % 3 == 0, "yes", "no"),
     })
+
+
+# the calendar features a date column without times of day becomes
+JOINED = ["joined.year", "joined.month", "joined.month_sin", "joined.month_cos", "joined.day_of_week",
+          "joined.day_of_week_sin", "joined.day_of_week_cos", "joined.day_of_year_sin", "joined.day_of_year_cos"]
 
 
 def as_csv(df: pd.DataFrame) -> bytes:
@@ -143,8 +154,8 @@ def test_day_first_dates_are_read_as_dates_and_version_strings_are_not():
         {"day": "01/02/2021", "version": "1.2.3"}, {"day": "2021-02-01", "version": "1.2.3"},
         {"day": "1 Feb 2021", "version": "1.2.3"}, {"day": "02/01/2021", "version": "1.2.3"},
     ])
-    day = prepared.feature_names.index("day")
-    assert out[0, day] == out[1, day] == out[2, day] != out[3, day]
+    day = [prepared.feature_names.index(name) for name in prepared.schema.column("day").features]
+    assert out[0, day].tolist() == out[1, day].tolist() == out[2, day].tolist() != out[3, day].tolist()
 
 
 def test_overrides_win_and_are_recorded():
@@ -352,7 +363,7 @@ def test_prepared_arrays_have_the_documented_shapes_and_dtypes():
     assert prepared.classes == [False, True]
     assert len(prepared.X_train) + len(prepared.X_val) + len(prepared.X_test) == 80
     assert prepared.X_train.shape[1] == len(prepared.feature_names)
-    assert prepared.feature_names == ["age", "color=blue", "color=green", "color=red", "member", "joined"]
+    assert prepared.feature_names == ["age", "color=blue", "color=green", "color=red", "member", *JOINED]
     churned = df["churned"].to_numpy() == "yes"
     assert prepared.y_train.tolist() == churned[prepared.indices["train"]].astype(int).tolist()
     assert prepared.summary["class_balance"] == {False: int((~churned).sum()), True: int(churned.sum())}
@@ -455,7 +466,7 @@ def test_transform_rows_on_typed_values_and_unknown_categories():
     prepared = prepare_table(df)
     typed = {"age": "31", "color": "purple", "member": "YES", "joined": "2021-03-01", "churned": "no"}
     out = transform_rows(prepared.pipeline, prepared.schema, [typed])
-    assert out.dtype == np.float32 and out.shape == (1, 6)
+    assert out.dtype == np.float32 and out.shape == (1, 5 + len(JOINED))
     names = prepared.feature_names
     color = [i for i, name in enumerate(names) if name.startswith("color=")]
     assert out[0, color].tolist() == [0.0, 0.0, 0.0]
@@ -494,6 +505,107 @@ def test_fitted_pipeline_survives_a_joblib_round_trip():
             {"age": None, "color": None, "member": None, "joined": None}]
     expected = transform_rows(prepared.pipeline, prepared.schema, rows)
     np.testing.assert_array_equal(transform_rows(loaded, prepared.schema, rows), expected)
+
+
+# ---------------------------------------------------------------------------- dates as calendar features
+
+
+def daily(start: str = "2018-01-01", end: str = "2021-12-31") -> pd.DatetimeIndex:
+    return pd.date_range(start, end, freq="D")
+
+
+def test_a_class_that_depends_on_the_month_is_learned_by_a_linear_model():
+    days = daily()  # four years, so the season repeats and the split sees every month
+    df = pd.DataFrame({"day": days.strftime("%Y-%m-%d"),
+                       "season": np.where(days.month.isin([5, 6, 7, 8]), "summer", "rest")})
+    prepared = prepare_table(df, target="season")
+    model = LogisticRegression(max_iter=1000).fit(prepared.X_train, prepared.y_train)
+    # one timestamp number scores 0.66 here, what always answering "rest" scores
+    assert model.score(prepared.X_test, prepared.y_test) >= 0.95
+    # a year the training rows never saw has the same seasons
+    rows = transform_rows(prepared.pipeline, prepared.schema, [{"day": "2024-07-15"}, {"day": "2024-01-15"}])
+    assert [prepared.classes[i] for i in model.predict(rows)] == ["summer", "rest"]
+
+
+def test_a_value_that_depends_on_the_day_of_the_week_is_learned_by_a_linear_model():
+    days = daily()
+    sales = 100 + 30 * (days.day_of_week >= 5) + np.random.default_rng(0).normal(0, 5, len(days))
+    prepared = prepare_table(pd.DataFrame({"day": days.strftime("%Y-%m-%d"), "sales": sales}))
+    model = Ridge().fit(prepared.X_train, prepared.y_train)
+    assert model.score(prepared.X_test, prepared.y_test) >= 0.6  # one timestamp number: R² about 0
+
+
+def test_a_value_that_depends_on_the_hour_of_the_day_is_learned_by_a_linear_model():
+    at = pd.date_range("2021-01-01", periods=3000, freq="77min")
+    hours = at.hour + at.minute / 60
+    load = 50 + 20 * np.sin(2 * np.pi * (hours - 9) / 24) + np.random.default_rng(0).normal(0, 3, len(at))
+    prepared = prepare_table(pd.DataFrame({"at": at.strftime("%Y-%m-%d %H:%M"), "load": load}))
+    model = Ridge().fit(prepared.X_train, prepared.y_train)
+    assert model.score(prepared.X_test, prepared.y_test) >= 0.9  # one timestamp number: R² about 0
+    assert "at.hour_sin" in prepared.feature_names
+
+
+def test_each_date_column_lists_the_features_made_from_it_with_hours_only_when_it_has_times():
+    n = 30
+    df = pd.DataFrame({
+        "joined": daily(end="2018-01-30").strftime("%Y-%m-%d"),
+        "seen": pd.date_range("2020-03-01 08:15", periods=n, freq="5h").strftime("%Y-%m-%d %H:%M"),
+        "midnight": daily(end="2018-01-30").strftime("%Y-%m-%d 00:00:00"),  # a time, always the same: no hours
+        "x": np.arange(n, dtype=float),
+    })
+    prepared = prepare_table(df, target="x")
+    hours = ["seen.hour", "seen.hour_sin", "seen.hour_cos"]
+    seen = [name.replace("joined", "seen") for name in JOINED] + hours
+    midnight = [name.replace("joined", "midnight") for name in JOINED]
+    made = {c.name: c.features for c in prepared.schema.columns}
+    assert made == {"joined": JOINED, "seen": seen, "midnight": midnight, "x": None}
+    assert prepared.feature_names == JOINED + seen + midnight
+    assert prepared.X_train.shape[1] == len(prepared.feature_names) == 9 + 12 + 9
+    again = Schema.from_dict(json.loads(json.dumps(prepared.schema.to_dict())))
+    assert again.column("seen").features == seen
+
+
+def test_calendar_features_are_read_in_utc_and_a_missing_date_is_imputed():
+    df = pd.DataFrame({"at": pd.date_range("2021-01-01 06:00", periods=40, freq="11h").strftime("%Y-%m-%dT%H:%M"),
+                       "y": np.arange(40) % 2})
+    prepared = prepare_table(df)
+    names = prepared.feature_names
+    steps = prepared.pipeline.named_transformers_["datetime"].named_steps
+    raw = transform_rows(prepared.pipeline, prepared.schema, [
+        {"at": "2023-12-31T23:30:00-02:00"},  # 01:30 on New Year's Day in UTC
+        {"at": None},
+    ]) * steps["scale"].scale_ + steps["scale"].mean_
+    year, month, hour = (names.index(f"at.{part}") for part in ("year", "month", "hour"))
+    assert raw[0, [month, hour]] == pytest.approx([1, 1.5], abs=1e-4)
+    assert raw[0, year] == pytest.approx(2024 + 1.5 / 24 / 366, abs=1e-3)  # 2024 is a leap year
+    assert raw[1] == pytest.approx(steps["impute"].statistics_, rel=1e-5)  # each feature's training median
+
+
+def test_a_pipeline_stored_with_one_timestamp_number_still_loads_and_transforms():
+    # What datasets stored before calendar features hold: the pipeline build_pipeline made then, and
+    # the schema as JSON without the columns' "features".
+    df = read_csv(as_csv(mixed_frame(60)))
+    old = ColumnTransformer([("datetime", Pipeline([
+        ("to_seconds", FunctionTransformer(tabular._unix_seconds, kw_args={"formats": ["ISO8601"]})),
+        ("impute", SimpleImputer(strategy="median")),
+        ("scale", StandardScaler()),
+    ]), ["joined"])], remainder="drop", sparse_threshold=0.0).fit(df[["joined"]])
+    buffer = io.BytesIO()
+    joblib.dump(old, buffer)
+    buffer.seek(0)
+    loaded = joblib.load(buffer)
+    schema = Schema.from_dict({
+        "columns": [{"name": "joined", "type": "datetime", "role": "feature", "missing": 0, "unique": 60,
+                     "inferred": "datetime", "note": None, "added_later": True},
+                    {"name": "churned", "type": "boolean", "role": "target", "missing": 0, "unique": 2,
+                     "inferred": "boolean", "note": None}],
+        "targets": ["churned"], "task": "classification", "features": ["joined"]})
+    assert schema.column("joined").features is None
+    seconds = (pd.to_datetime(df["joined"], utc=True) - pd.Timestamp(0, tz="UTC")).dt.total_seconds()
+    out = transform_rows(loaded, schema, [{"joined": "2021-06-30"}, {"joined": None}])
+    expected = (np.array([pd.Timestamp("2021-06-30", tz="UTC").timestamp(), seconds.median()]) - seconds.mean())
+    np.testing.assert_allclose(out[:, 0], expected / seconds.std(ddof=0), rtol=1e-5)
+    assert tabular._feature_names(loaded, schema) == ["joined"]
 
 
 # ---------------------------------------------------------------------------- identity

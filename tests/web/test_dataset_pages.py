@@ -81,6 +81,17 @@ def test_uploaded_dataset_page_shows_schema_balance_and_preview(client):
     assert "color=blue" in html  # the model's inputs, one-hot encoded
 
 
+def test_each_column_shows_the_inputs_the_model_gets_from_it(client):
+    dataset = upload(client, people_csv(), name="people")
+    html = html_of(client, f"/datasets/{dataset['id']}")
+    made = {c["name"]: c["features"] for c in dataset["schema"]["columns"]}
+    assert made["joined"][:2] == ["joined.year", "joined.month"]  # dates without times: no hours
+    for column, names in made.items():
+        cell = re.search(r'<td data-field="features">(.*?)</td>', row_of(html, "data-column", column)).group(1)
+        assert re.findall(r"<code>(.*?)</code>", cell) == (names or [])
+    assert made["id"] is None and made["label"] is None  # ignored and target columns feed nothing
+
+
 def test_list_shows_builtins_and_an_upload_with_the_forms(client, app):
     dataset = upload(client, people_csv(), filename="crowd.csv")
     html = html_of(client, "/datasets")

@@ -67,6 +67,10 @@ class ColumnInfo:
     inferred: str  # the type inference chose; `type` differs when the user overrode it
     note: str | None = None
     number_format: dict | None = None  # how the file wrote its numbers (thousands, %, currency, decimal comma)
+    # The model's inputs made from this feature column (e.g. "joined.year", "color=red"), known once
+    # the preprocessing is fitted: None before that, for a target or ignored column, and in schemas
+    # stored before this field existed.
+    features: list[str] | None = None
 
     def to_dict(self) -> dict:
         """A JSON-able dict of the fields."""
@@ -543,14 +547,75 @@ def _to_datetimes(values: pd.Series, fmt: str) -> pd.Series:
     return parsed
 
 
+def _dates(X: Any, formats: Sequence[str]) -> list[pd.Series]:
+    """Each column parsed as UTC datetimes with its format (ISO 8601 when none is given), unparseable as NaT."""
+    return [_to_datetimes(c.reset_index(drop=True), formats[i] if i < len(formats) else "ISO8601")
+            for i, c in enumerate(_columns(X))]
+
+
 def _unix_seconds(X: Any, formats: Sequence[str] = ()) -> np.ndarray:
-    """Each column as seconds since 1970-01-01 UTC, unparseable as NaN."""
+    """Each column as seconds since 1970-01-01 UTC, unparseable as NaN.
+
+    What datetime columns became before calendar features; pipelines stored then still call it.
+    """
     epoch = pd.Timestamp(0, tz="UTC")
-    columns = []
-    for i, c in enumerate(_columns(X)):
-        parsed = _to_datetimes(c.reset_index(drop=True), formats[i] if i < len(formats) else "ISO8601")
-        columns.append(((parsed - epoch) / pd.Timedelta(seconds=1)).to_numpy(dtype=float, na_value=np.nan))
-    return np.column_stack(columns)
+    return np.column_stack([((parsed - epoch) / pd.Timedelta(seconds=1)).to_numpy(dtype=float, na_value=np.nan)
+                            for parsed in _dates(X, formats)])
+
+
+# What a datetime column becomes. The cyclical pairs (sin, cos) put December next to January,
+# Sunday next to Monday and 23:00 next to 00:00, which a linear model or a network needs to
+# learn a season. The raw month, day of week and hour stay too: "weekend" (day_of_week >= 5),
+# "fourth quarter" (month >= 10) or "after 17:00" is one threshold on them for a tree or a linear
+# model, but needs both halves of a pair. The day of year is cyclical only: month and the year's
+# fraction already place a date within its year, and its raw value would jump from 365 to 1 at
+# New Year. The year keeps its fraction (2021.5 is early July 2021), so it is a smooth trend
+# that carries everything the single timestamp number used to.
+CALENDAR_FEATURES = ("year", "month", "month_sin", "month_cos", "day_of_week", "day_of_week_sin",
+                     "day_of_week_cos", "day_of_year_sin", "day_of_year_cos")
+HOUR_FEATURES = ("hour", "hour_sin", "hour_cos")  # only for a column whose training values have a time of day
+
+
+def _calendar_names(with_hour: bool) -> tuple[str, ...]:
+    """The calendar features made from one datetime column, in their order."""
+    return CALENDAR_FEATURES + HOUR_FEATURES if with_hour else CALENDAR_FEATURES
+
+
+def _cycle(name: str, position: pd.Series, period: Any) -> dict[str, pd.Series]:
+    angle = 2 * np.pi * position / period
+    return {f"{name}_sin": np.sin(angle), f"{name}_cos": np.cos(angle)}
+
+
+def _calendar_features(X: Any, formats: Sequence[str] = (), with_hour: Sequence[bool] = ()) -> np.ndarray:
+    """Each column as the `_calendar_names` features (in UTC), unparseable as NaN.
+
+    Stored pipelines call this function by its name with these keyword arguments, so both stay.
+    """
+    blocks = []
+    for i, parsed in enumerate(_dates(X, formats)):
+        dates = parsed.dt
+        days_in_year = np.where(dates.is_leap_year, 366.0, 365.0)
+        hour = dates.hour + dates.minute / 60 + dates.second / 3600  # 13:30 is 13.5
+        day_of_year = dates.day_of_year - 1 + hour / 24  # days since 1 January 00:00
+        parts = {
+            "year": dates.year + day_of_year / days_in_year,
+            "month": dates.month,
+            **_cycle("month", dates.month - 1, 12),
+            "day_of_week": dates.day_of_week,  # Monday 0 ... Sunday 6
+            **_cycle("day_of_week", dates.day_of_week, 7),
+            **_cycle("day_of_year", day_of_year, days_in_year),
+            "hour": hour,
+            **_cycle("hour", hour, 24),
+        }
+        names = _calendar_names(bool(with_hour[i]) if i < len(with_hour) else False)
+        blocks += [pd.Series(parts[name]).to_numpy(dtype=float, na_value=np.nan) for name in names]
+    return np.column_stack(blocks)
+
+
+def _has_time_of_day(values: pd.Series, fmt: str) -> bool:
+    """Whether any parsed value is not at midnight UTC."""
+    parsed = _dates(values.to_frame(), [fmt])[0].dropna()
+    return bool((parsed != parsed.dt.normalize()).any())
 
 
 def _float32(X: Any) -> np.ndarray:
@@ -599,27 +664,37 @@ def build_pipeline(schema: Schema, df: pd.DataFrame) -> Any:
         ]), by_type["boolean"]))
     if by_type.get("datetime"):
         formats = [_datetime_format(df[c].dropna()) or "ISO8601" for c in by_type["datetime"]]
+        with_hour = [_has_time_of_day(df[c].dropna(), fmt) for c, fmt in zip(by_type["datetime"], formats)]
         parts.append(("datetime", Pipeline([
-            ("to_seconds", FunctionTransformer(_unix_seconds, kw_args={"formats": formats})),
+            ("calendar", FunctionTransformer(_calendar_features, kw_args={"formats": formats, "with_hour": with_hour})),
             ("impute", SimpleImputer(strategy="median")),
             ("scale", StandardScaler()),
         ]), by_type["datetime"]))
     return ColumnTransformer(parts, remainder="drop", sparse_threshold=0.0)
 
 
-def _feature_names(pipeline: Any, schema: Schema) -> list[str]:
+def _features_made(pipeline: Any, schema: Schema) -> dict[str, list[str]]:
+    """The names of the model's inputs made from each feature column, in the fitted pipeline's order."""
     if schema.passthrough:
-        return list(schema.features)
-    names: list[str] = []
+        return {name: [name] for name in schema.features}
+    made: dict[str, list[str]] = {}
     for part, transformer, columns in pipeline.transformers_:
         if part == "remainder":
             continue
         if part == "one_hot":
             encoder = transformer.named_steps["encode"]
-            names += [f"{c}={cat}" for c, cats in zip(columns, encoder.categories_) for cat in cats]
+            made.update({c: [f"{c}={cat}" for cat in cats] for c, cats in zip(columns, encoder.categories_)})
+        elif part == "datetime" and "calendar" in transformer.named_steps:  # not a pipeline stored before
+            with_hour = transformer.named_steps["calendar"].kw_args["with_hour"]
+            made.update({c: [f"{c}.{name}" for name in _calendar_names(hour)] for c, hour in zip(columns, with_hour)})
         else:
-            names += list(columns)
-    return names
+            made.update({c: [c] for c in columns})
+    return made
+
+
+def _feature_names(pipeline: Any, schema: Schema) -> list[str]:
+    """Every input the model sees, in its order."""
+    return [name for names in _features_made(pipeline, schema).values() for name in names]
 
 
 # ---------------------------------------------------------------------------- preparing
@@ -698,6 +773,9 @@ def prepare_table(
     pipeline = build_pipeline(schema, X.iloc[train])
     pipeline.fit(X.iloc[train])
     X_train, X_val, X_test = (_float32(pipeline.transform(X.iloc[rows])) for rows in (train, val, test))
+    made = _features_made(pipeline, schema)
+    for info in schema.columns:
+        info.features = made.get(info.name)
 
     if schema.task == "regression":
         mean = y[train].mean(axis=0)
