@@ -624,3 +624,24 @@ def test_dataset_hash_is_stable_and_sensitive_to_one_cell():
     nudged.loc[3, "age"] += 1
     assert dataset_hash(nudged) != digest
     assert dataset_hash(again.rename(columns={"age": "years"})) != digest
+
+
+def test_a_big_training_split_fits_on_a_sample_but_keeps_every_category_and_row():
+    rng = np.random.default_rng(11)
+    n = 1200
+    frame = pd.DataFrame({"x": rng.normal(50, 10, n), "color": rng.choice(["red", "blue"], n),
+                          "label": rng.choice(["a", "b"], n)})
+    frame.loc[n - 1, "color"] = "violet"  # one rare category, most likely outside a 100-row sample
+    whole = prepare_table(frame, target="label")
+    sampled = prepare_table(frame, target="label", fit_rows=100)
+    assert whole.schema.fitted_on_rows is None and sampled.schema.fitted_on_rows == 100
+    assert sampled.schema.to_dict()["fitted_on_rows"] == 100
+    assert sampled.X_train.shape == whole.X_train.shape and sampled.X_test.shape == whole.X_test.shape
+    assert sampled.feature_names == whole.feature_names and "color=violet" in sampled.feature_names
+    np.testing.assert_array_equal(sampled.y_train, whole.y_train)
+    # the sample's mean and scale are close to all rows', so the features are nearly the same numbers
+    x = sampled.feature_names.index("x")
+    assert abs(sampled.X_train[:, x].mean()) < 0.3 and 0.8 < sampled.X_train[:, x].std() < 1.2
+    # transformed a block of 100 rows at a time, into the same array a single transform gives
+    np.testing.assert_allclose(sampled.X_train, sampled.pipeline.transform(frame.iloc[sampled.indices["train"]]
+                                                                           [sampled.schema.features]), rtol=1e-6)

@@ -36,6 +36,8 @@ COLUMN_TYPES = ("numeric", "categorical", "boolean", "datetime", "text")
 IGNORED = "ignored"  # accepted in `types` overrides: leave the column out
 TASKS = ("classification", "regression")
 MISSING_TARGET = ("refuse", "drop")  # what to do with rows whose target is empty
+FIT_ROWS = 250_000  # a bigger training split fits its preprocessing statistics on a seeded sample this size
+TRANSFORM_ROWS = 100_000  # rows transformed at a time
 
 MIN_ROWS = 10  # fewer rows cannot be split into three non-empty, meaningful parts
 MAX_ONE_HOT = 30  # more categories than this are ordinal-encoded instead of one-hot
@@ -87,6 +89,7 @@ class Schema:
     features: list[str]
     passthrough: bool = False
     dropped_rows: dict[str, int] = field(default_factory=dict)  # why rows of the file were left out, and how many
+    fitted_on_rows: int | None = None  # the sample of training rows the preprocessing was fitted on, when not all
 
     def to_dict(self) -> dict:
         """A JSON-able dict; `from_dict` reads it back."""
@@ -97,6 +100,7 @@ class Schema:
             "features": list(self.features),
             "passthrough": self.passthrough,
             "dropped_rows": dict(self.dropped_rows),
+            "fitted_on_rows": self.fitted_on_rows,
         }
 
     @classmethod
@@ -110,6 +114,7 @@ class Schema:
             features=list(d["features"]),
             passthrough=bool(d.get("passthrough", False)),
             dropped_rows=dict(d.get("dropped_rows") or {}),
+            fitted_on_rows=d.get("fitted_on_rows"),
         )
 
     def column(self, name: str) -> ColumnInfo:
@@ -298,9 +303,11 @@ def _infer_type(s: pd.Series) -> str:
     values = s.dropna()
     if values.empty:
         return "numeric"  # nothing to go by; an all-missing feature is rejected anyway
-    if all(_boolean_word(v) is not None for v in values):
+    distinct = pd.unique(values)
+    if all(_boolean_word(v) is not None for v in distinct):
         return "boolean"
-    if not any(isinstance(v, bool | np.bool_) for v in values) and pd.to_numeric(values, errors="coerce").notna().all():
+    numbers = pd.to_numeric(pd.Series(distinct, dtype=object), errors="coerce")
+    if not any(isinstance(v, bool | np.bool_) for v in distinct) and numbers.notna().all():
         return "numeric"  # numbers held as objects (a DataFrame built from strings)
     if _datetime_format(values) is not None:
         return "datetime"
@@ -481,8 +488,12 @@ def split_indices(
                               code="empty_dataset", detail={"rows": n})
     labels = None
     if task == "classification":
-        labels = y
-        classes, counts = np.unique(labels, return_counts=True)
+        # Each label as its rank among the sorted classes: the same classes in the same order as the
+        # labels themselves, so the same split, but sorting integers instead of millions of objects.
+        codes, uniques = pd.factorize(y)
+        classes = np.sort(np.asarray(uniques))
+        labels = np.searchsorted(classes, uniques)[codes]
+        counts = np.bincount(labels, minlength=len(classes))
         lonely = classes[counts < 2]
         if len(lonely):
             label = _json_value(lonely[0])
@@ -523,17 +534,30 @@ def _category_text(value: Any) -> Any:
     return str(value).strip()
 
 
+def _each_value(column: pd.Series, fn: Any, dtype: Any) -> np.ndarray:
+    """`fn` of every value of a column; a column of text is mapped through its distinct values only."""
+    if pd.api.types.is_string_dtype(column) and not pd.api.types.is_object_dtype(column):
+        # a text column (as read from a file): millions of rows, a few thousand distinct values
+        codes, uniques = pd.factorize(column, use_na_sentinel=True)
+        mapped = np.array([fn(v) for v in uniques] + [fn(None)], dtype=dtype)
+        return mapped[codes]  # code -1 (missing) picks the last entry, fn(None)
+    # objects typed at predict time may mix 1, True and "1", which factorizing would merge
+    return np.array([fn(v) for v in column], dtype=dtype)
+
+
 def _categories(X: Any) -> np.ndarray:
     """Each column as stripped strings (object array), missing as NaN."""
-    return np.column_stack([np.array([_category_text(v) for v in c], dtype=object) for c in _columns(X)])
+    return np.column_stack([_each_value(c, _category_text, object) for c in _columns(X)])
+
+
+def _boolean_number(value: Any) -> float:
+    b = _boolean_value(value)
+    return np.nan if b is None else float(b)
 
 
 def _booleans(X: Any) -> np.ndarray:
     """Each column as 1.0/0.0, missing or unreadable as NaN."""
-    def one(v: Any) -> float:
-        b = _boolean_value(v)
-        return np.nan if b is None else float(b)
-    return np.column_stack([np.array([one(v) for v in c], dtype=float) for c in _columns(X)])
+    return np.column_stack([_each_value(c, _boolean_number, float) for c in _columns(X)])
 
 
 def _to_datetimes(values: pd.Series, fmt: str) -> pd.Series:
@@ -642,19 +666,23 @@ def build_pipeline(schema: Schema, df: pd.DataFrame) -> Any:
             ("scale", StandardScaler()),
         ]), by_type["numeric"]))
     categorical = by_type.get("categorical", [])
-    few = [c for c in categorical if pd.Series(_categories(df[[c]])[:, 0]).nunique() <= MAX_ONE_HOT]
+    # Every category of the training rows, named up front: the pipeline may be fitted on a sample of them.
+    categories = {c: sorted(pd.Series(_categories(df[[c]])[:, 0]).dropna().unique().tolist()) for c in categorical}
+    few = [c for c in categorical if len(categories[c]) <= MAX_ONE_HOT]
     many = [c for c in categorical if c not in few]
     if few:
         parts.append(("one_hot", Pipeline([
             ("to_text", FunctionTransformer(_categories)),
             ("impute", SimpleImputer(strategy="most_frequent")),
-            ("encode", OneHotEncoder(handle_unknown="ignore", sparse_output=False)),
+            ("encode", OneHotEncoder(categories=[categories[c] for c in few], handle_unknown="ignore",
+                                     sparse_output=False)),
         ]), few))
     if many:
         parts.append(("ordinal", Pipeline([
             ("to_text", FunctionTransformer(_categories)),
             ("impute", SimpleImputer(strategy="most_frequent")),
-            ("encode", OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1)),
+            ("encode", OrdinalEncoder(categories=[categories[c] for c in many],
+                                      handle_unknown="use_encoded_value", unknown_value=-1)),
             ("scale", StandardScaler()),
         ]), many))
     if by_type.get("boolean"):
@@ -723,11 +751,13 @@ def prepare_table(
     passthrough: bool = False,
     formats: Mapping[str, Mapping[str, Any]] | None = None,
     missing_target: str = "refuse",
+    fit_rows: int = FIT_ROWS,
 ) -> PreparedTable:
     """Infer the schema, split with `seed`, fit preprocessing on the training rows and transform every split.
 
     `missing_target="drop"` leaves out rows whose target is empty (the schema counts them);
-    by default such rows refuse the table.
+    by default such rows refuse the table. A training split over `fit_rows` rows has its preprocessing
+    statistics (medians, means, scales) fitted on a seeded sample of that many rows.
     """
     df = _checked_frame(df)
     fractions = _check_fractions(fractions)
@@ -752,13 +782,13 @@ def prepare_table(
     classes = target_mean = target_std = None
     if schema.task == "classification":
         column = schema.column(schema.targets[0])
-        labels = [_class_label(v, column.type) for v in df[column.name]]
-        if len({type(label) for label in labels}) > 1:  # e.g. 3 and "three" in one object column
-            labels = [str(label) for label in labels]
-        labels = np.array(labels, dtype=object)
-        classes = sorted(set(labels.tolist()))
-        index = {label: i for i, label in enumerate(classes)}
-        y = np.array([index[label] for label in labels], dtype=np.int64)
+        labels = _each_value(df[column.name], lambda v: _class_label(v, column.type), object)
+        if len(set(map(type, labels))) > 1:  # e.g. 3 and "three" in one object column
+            labels = np.array([str(label) for label in labels], dtype=object)
+        codes, uniques = pd.factorize(labels)
+        classes = sorted(uniques.tolist())
+        rank = {label: i for i, label in enumerate(classes)}
+        y = np.array([rank[label] for label in uniques], dtype=np.int64)[codes]
         train, val, test = split_indices(labels, schema.task, fractions, seed)
     else:
         y = df[schema.targets].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float64)
@@ -771,8 +801,13 @@ def prepare_table(
                                   f'from it. Fill it in or leave it out with types: {{"{name}": "ignored"}}.',
                                   code="all_missing_column", detail={"column": name})
     pipeline = build_pipeline(schema, X.iloc[train])
-    pipeline.fit(X.iloc[train])
-    X_train, X_val, X_test = (_float32(pipeline.transform(X.iloc[rows])) for rows in (train, val, test))
+    fitted_on = train
+    if len(train) > fit_rows:  # medians, means and scales from a seeded sample; categories from every row
+        fitted_on = np.sort(np.random.default_rng(seed).choice(train, fit_rows, replace=False))
+        schema.fitted_on_rows = fit_rows
+    pipeline.fit(X.iloc[fitted_on])
+    chunk = max(1, min(TRANSFORM_ROWS, fit_rows))
+    X_train, X_val, X_test = (_transform_in_chunks(pipeline, X, rows, chunk) for rows in (train, val, test))
     made = _features_made(pipeline, schema)
     for info in schema.columns:
         info.features = made.get(info.name)
@@ -798,6 +833,20 @@ def prepare_table(
         indices={"train": train.tolist(), "val": val.tolist(), "test": test.tolist()},
         summary=_summary(df, schema, classes, y if schema.task == "classification" else None),
     )
+
+
+def _transform_in_chunks(pipeline: Any, X: pd.DataFrame, rows: np.ndarray, chunk: int) -> np.ndarray:
+    """`pipeline.transform` of `rows` into one float32 array, `chunk` rows at a time: a big table's
+    float64 intermediates never exist whole."""
+    if len(rows) <= chunk:
+        return _float32(pipeline.transform(X.iloc[rows]))
+    first = _float32(pipeline.transform(X.iloc[rows[:chunk]]))
+    out = np.empty((len(rows), first.shape[1]), dtype=np.float32)
+    out[:chunk] = first
+    for start in range(chunk, len(rows), chunk):
+        block = rows[start:start + chunk]
+        out[start:start + len(block)] = pipeline.transform(X.iloc[block])
+    return out
 
 
 def _check_passthrough(schema: Schema) -> None:
