@@ -794,20 +794,22 @@ def prepare_table(
         y = df[schema.targets].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float64)
         train, val, test = split_indices(y, schema.task, fractions, seed)
 
-    X = df[schema.features]
-    for name in schema.features:
-        if X[name].iloc[train].isna().all():
+    features = schema.features
+    for name in features:
+        if df[name].iloc[train].isna().all():
             raise ValidationError(f"Column '{name}' has no values in the training rows, so nothing can be learned "
                                   f'from it. Fill it in or leave it out with types: {{"{name}": "ignored"}}.',
                                   code="all_missing_column", detail={"column": name})
-    pipeline = build_pipeline(schema, X.iloc[train])
+    # Only the columns whose encoding depends on their values are copied for all training rows.
+    telling = [c for c in features if schema.column(c).type in ("categorical", "datetime")]
+    pipeline = build_pipeline(schema, df[telling].iloc[train])
     fitted_on = train
     if len(train) > fit_rows:  # medians, means and scales from a seeded sample; categories from every row
         fitted_on = np.sort(np.random.default_rng(seed).choice(train, fit_rows, replace=False))
         schema.fitted_on_rows = fit_rows
-    pipeline.fit(X.iloc[fitted_on])
+    pipeline.fit(df[features].iloc[fitted_on] if fitted_on is train else df.iloc[fitted_on][features])
     chunk = max(1, min(TRANSFORM_ROWS, fit_rows))
-    X_train, X_val, X_test = (_transform_in_chunks(pipeline, X, rows, chunk) for rows in (train, val, test))
+    X_train, X_val, X_test = (_transform_in_chunks(pipeline, df, features, rows, chunk) for rows in (train, val, test))
     made = _features_made(pipeline, schema)
     for info in schema.columns:
         info.features = made.get(info.name)
@@ -835,17 +837,18 @@ def prepare_table(
     )
 
 
-def _transform_in_chunks(pipeline: Any, X: pd.DataFrame, rows: np.ndarray, chunk: int) -> np.ndarray:
-    """`pipeline.transform` of `rows` into one float32 array, `chunk` rows at a time: a big table's
-    float64 intermediates never exist whole."""
+def _transform_in_chunks(pipeline: Any, df: pd.DataFrame, features: list[str], rows: np.ndarray,
+                         chunk: int) -> np.ndarray:
+    """`pipeline.transform` of `rows` of the feature columns into one float32 array, `chunk` rows at a
+    time: neither a copy of the table nor its float64 intermediates ever exist whole."""
     if len(rows) <= chunk:
-        return _float32(pipeline.transform(X.iloc[rows]))
-    first = _float32(pipeline.transform(X.iloc[rows[:chunk]]))
+        return _float32(pipeline.transform(df.iloc[rows][features]))
+    first = _float32(pipeline.transform(df.iloc[rows[:chunk]][features]))
     out = np.empty((len(rows), first.shape[1]), dtype=np.float32)
     out[:chunk] = first
     for start in range(chunk, len(rows), chunk):
         block = rows[start:start + chunk]
-        out[start:start + len(block)] = pipeline.transform(X.iloc[block])
+        out[start:start + len(block)] = pipeline.transform(df.iloc[block][features])
     return out
 
 

@@ -251,7 +251,7 @@ class DatasetService:
             input_shape=[int(prepared.X_train.shape[1])],
             n_train=len(prepared.X_train), n_test=len(prepared.X_test), n_val=len(prepared.X_val),
             description=description, meta=meta, builtin=False,
-            content_sha256=tabular.dataset_hash(frame),
+            content_sha256=run_blocking(tabular.dataset_hash, frame),  # a big table takes a while
         )
         try:
             dataset.files = run_blocking(write_dataset_files, self.artifacts, dataset_id, prepared, frame, upload)
