@@ -33,8 +33,8 @@ class Settings:
     broadcast_events: bool = True  # old clients expect every training event broadcast
     max_parameters: int = 20_000_000
     max_content_length: int = 16 * 1024 * 1024  # a JSON request body
-    max_upload_bytes: int = 50 * 1024 * 1024  # an uploaded CSV file
-    max_upload_rows: int = 1_000_000
+    max_upload_bytes: int = 2 * 1024**3  # an uploaded file (streamed to disk, never whole in memory)
+    max_upload_rows: int = 50_000_000
     max_epochs: int = 10_000
     max_batch_inputs: int = 10_000
     cors_origins: str = "*"  # "*" or a comma-separated list of origins

@@ -169,3 +169,19 @@ def test_the_uploader_hears_each_stage(shared_app, client):
         assert failed[-1]["stage"] == "failed" and "Line 2" in failed[-1]["message"]
     finally:
         sio.disconnect()
+
+
+def test_a_dataset_stored_before_parquet_still_downloads_and_serves_its_file(shared_app, client):
+    # earlier versions kept the upload as data.csv and no table.parquet; those datasets must keep working
+    livetrain = shared_app.extensions["livetrain"]
+    data = customers(40).to_csv(index=False).encode()
+    detail = uploaded(client, data, target="status")
+    dataset = livetrain.store.get_dataset(detail["id"])
+    old = livetrain.artifacts.write_bytes(f"datasets/{dataset.id}/data.csv", data)
+    for key in ("table", "upload"):
+        livetrain.artifacts.delete(dataset.files.pop(key)["path"])
+    dataset.files["csv"] = {"path": old.path, "sha256": old.sha256}
+    livetrain.store.upsert_dataset(dataset)
+    assert client.get(f"/api/datasets/{dataset.id}/csv").data == data
+    with client.get(f"/api/datasets/{dataset.id}/file") as response:
+        assert response.status_code == 200 and response.data == data
