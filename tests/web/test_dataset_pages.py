@@ -114,7 +114,7 @@ def test_list_shows_builtins_and_an_upload_with_the_forms(client, app):
     # the upload form knows the server's size limit; the generate form has every generator's parameters
     state = state_of(html, "datasets-state")
     assert state["max_upload_bytes"] == app.extensions["livetrain"].settings.max_upload_bytes
-    assert "at most 50 MiB" in html
+    assert "at most 2 GiB" in html  # the default limit, 2 GiB since uploads stream to disk
     generators = client.get("/api/datasets/generators").get_json()["generators"]
     for generator in generators:
         assert f'<option value="{generator["key"]}"' in html
