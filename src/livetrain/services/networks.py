@@ -229,18 +229,21 @@ class NetworkService:
             out = model(torch.from_numpy(np.ascontiguousarray(inputs)).reshape(
                 -1, *input_shape_for(spec, dataset.input_shape))).numpy()
         predictions = []
-        for row in out:
-            if dataset.task == "classification":
+        if dataset.task == "classification":
+            for row in out:
                 item = {"predicted": int(row.argmax()), "output": [float(v) for v in row]}
                 if spec.kind == "layers" and spec.loss == "cross_entropy":
                     probs = np.exp(row - row.max())
                     item["probabilities"] = [float(v) for v in probs / probs.sum()]
-            elif len(row) > 1:  # several targets
-                item = {"predicted": [float(v) for v in arrays.unscale_target(row)],
-                        "output": [float(v) for v in row]}
-            else:
-                item = {"predicted": float(arrays.unscale_target(row[0])), "output": [float(row[0])]}
-            predictions.append(item)
+                predictions.append(item)
+        else:
+            # the whole (rows, targets) block at once: the target's mean and std are a number for a
+            # built-in and one per target for an upload, and only a block broadcasts against both
+            values = np.asarray(arrays.unscale_target(out), dtype=np.float64).reshape(len(out), -1)
+            several = arrays.n_outputs > 1
+            for row, value in zip(out, values):
+                predictions.append({"predicted": [float(v) for v in value] if several else float(value[0]),
+                                    "output": [float(v) for v in row]})
         result: dict[str, Any] = {"network_id": network.id, "version": version.version, "predictions": predictions}
         if single:
             result.update(prediction=predictions[0]["predicted"], output=predictions[0]["output"])
