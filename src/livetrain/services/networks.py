@@ -169,10 +169,12 @@ class NetworkService:
             return self.factorize(network, dataset, body["n"], version_number)
         if not dataset.builtin and not dataset.meta.get("passthrough"):
             return self._predict_rows(network, dataset, body, version_number)
-        single = "input" in body
-        if single == ("inputs" in body):
-            raise ValidationError("send either 'input' (one example) or 'inputs' (a list of examples)")
-        rows = [body["input"]] if single else body["inputs"]
+        # `row` and `rows` too: POST /api/runs/{id}/predict takes those, for a network's run as for any other
+        single = "input" in body or "row" in body
+        if single == ("inputs" in body or "rows" in body):
+            raise ValidationError("send either 'input' (one example; alias 'row') or 'inputs' "
+                                  "(a list of examples; alias 'rows')")
+        rows = [body.get("input", body.get("row"))] if single else body.get("inputs", body.get("rows"))
         if not isinstance(rows, list) or not rows:
             raise ValidationError("inputs must be a non-empty list")
         if len(rows) > self.settings.max_batch_inputs:
