@@ -359,6 +359,7 @@ BAD_ROWS = [  # (what is wrong, the row, words the message must have)
     ("not a number", {"size": "big", "color": "red", "member": "yes"}, ["'size'", "a number"]),
     ("not a boolean", {"size": 5.0, "color": "red", "member": "maybe"}, ["'member'"]),
     ("an unknown column", {"size": 5.0, "color": "red", "member": "yes", "height": 3}, ["'height'"]),
+    ("beyond float32", {"size": 1e39, "color": "red", "member": "yes"}, ["'size'", "finite"]),
     ("a short list", [5.0, "red"], ["3"]),
     ("not a row", "size=5", []),
 ]
