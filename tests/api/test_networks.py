@@ -216,6 +216,18 @@ def test_layer_spec_predictions_include_probabilities(client, layer_net):
     assert int(np.argmax(probabilities)) == body["prediction"]
 
 
+def test_a_network_run_on_a_builtin_predicts_rows_as_an_algorithm_run_does(client, layer_net):
+    # POST /api/runs/{id}/predict takes `rows` / `row` for every run; a network's run passes them on
+    rows = [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]
+    expected = client.post(f"/api/networks/{layer_net['network_id']}/predict", json={"inputs": rows}).get_json()
+    run_id = layer_net["run"]["run_id"]
+    batch = client.post(f"/api/runs/{run_id}/predict", json={"rows": rows})
+    assert batch.status_code == 200, batch.get_json()
+    assert batch.get_json()["predictions"] == expected["predictions"]
+    one = client.post(f"/api/runs/{run_id}/predict", json={"row": rows[1]}).get_json()
+    assert (one["run_id"], one["prediction"]) == (run_id, expected["predictions"][1]["predicted"])
+
+
 def test_successful_and_unsuccessful_examples(client, trained, tmp_path):
     data = load_dataset("digits", tmp_path)
     network_id = trained["network_id"]

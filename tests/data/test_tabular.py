@@ -495,6 +495,18 @@ def test_transform_rows_rejects_bad_input(row, words):
         assert word in error.message
 
 
+@pytest.mark.parametrize("passthrough", [False, True])
+def test_a_number_that_would_become_infinite_as_float32_is_refused(passthrough):
+    # models take float32: 1e39 overflows it as it is, 1e37 once divided by this column's tiny spread
+    df = pd.DataFrame({"tiny": np.arange(40) * 1e-6, "y": np.arange(40) % 2})
+    prepared = prepare_table(df, target="y", passthrough=passthrough)
+    for value in (1e39, -1e39) + (() if passthrough else (1e37,)):
+        error = expect_error("bad_input", transform_rows, prepared.pipeline, prepared.schema,
+                             [{"tiny": 0.0}, {"tiny": value}])
+        assert "Row 1, column 'tiny'" in error.message and error.detail == {"row": 1, "column": "tiny"}
+    assert np.isfinite(transform_rows(prepared.pipeline, prepared.schema, [{"tiny": 1e30}])).all()  # large is fine
+
+
 def test_fitted_pipeline_survives_a_joblib_round_trip():
     prepared = prepare_table(read_csv(as_csv(mixed_frame(60))))
     buffer = io.BytesIO()

@@ -47,6 +47,7 @@ DATE_SAMPLE = 200
 DATE_PARSE_SHARE = 0.9
 DATE_GUESSES = 20  # values whose guessed formats are tried on the sample
 PREVIEW_ROWS = 10
+FLOAT32_MAX = float(np.finfo(np.float32).max)  # features are float32: a larger number would become infinity
 
 _TRUE_WORDS = frozenset({"true", "yes"})
 _FALSE_WORDS = frozenset({"false", "no"})
@@ -720,9 +721,14 @@ def _features_made(pipeline: Any, schema: Schema) -> dict[str, list[str]]:
     return made
 
 
+def _feature_sources(pipeline: Any, schema: Schema) -> list[tuple[str, str]]:
+    """(feature name, the column it comes from) for each input the model sees, in its order."""
+    return [(name, column) for column, names in _features_made(pipeline, schema).items() for name in names]
+
+
 def _feature_names(pipeline: Any, schema: Schema) -> list[str]:
     """Every input the model sees, in its order."""
-    return [name for names in _features_made(pipeline, schema).values() for name in names]
+    return [name for name, _ in _feature_sources(pipeline, schema)]
 
 
 # ---------------------------------------------------------------------------- preparing
@@ -933,7 +939,15 @@ def transform_rows(pipeline: Any, schema: Schema, rows: Sequence[Mapping[str, An
     frame = pd.DataFrame({name: pd.Series(table[name], dtype=object) for name in features}, columns=features)
     if schema.passthrough:
         frame = frame.astype(float)
-    return _float32(pipeline.transform(frame))
+    X = np.asarray(pipeline.transform(frame), dtype=np.float64)
+    # a number the row could hold may still leave float32's range once standardized (a small std)
+    too_large = ~(np.abs(X) <= FLOAT32_MAX)
+    if too_large.any():
+        row, position = (int(i) for i in np.argwhere(too_large)[0])
+        column = _feature_sources(pipeline, schema)[position][1]
+        raise ValidationError(f"Row {row}, column '{column}': {table[column][row]!r} is too large for the model "
+                              "once scaled as in training.", code="bad_input", detail={"row": row, "column": column})
+    return _float32(X)
 
 
 def _checked_value(value: Any, column: ColumnInfo, row: int, passthrough: bool) -> Any:
@@ -962,8 +976,8 @@ def _checked_value(value: Any, column: ColumnInfo, row: int, passthrough: bool) 
                 number = to_number(value, column.number_format)
             if math.isnan(number):
                 raise bad("a number") from None
-        if not math.isfinite(number):
-            raise bad("a finite number")
+        if not abs(number) <= FLOAT32_MAX:  # also NaN and infinity
+            raise bad(f"a finite number between {-FLOAT32_MAX:.3g} and {FLOAT32_MAX:.3g}")
         return number
     if column.type == "boolean" and _boolean_value(value) is None:
         raise bad("true/false, yes/no or 1/0")

@@ -169,10 +169,12 @@ class NetworkService:
             return self.factorize(network, dataset, body["n"], version_number)
         if not dataset.builtin and not dataset.meta.get("passthrough"):
             return self._predict_rows(network, dataset, body, version_number)
-        single = "input" in body
-        if single == ("inputs" in body):
-            raise ValidationError("send either 'input' (one example) or 'inputs' (a list of examples)")
-        rows = [body["input"]] if single else body["inputs"]
+        # `row` and `rows` too: POST /api/runs/{id}/predict takes those, for a network's run as for any other
+        single = "input" in body or "row" in body
+        if single == ("inputs" in body or "rows" in body):
+            raise ValidationError("send either 'input' (one example; alias 'row') or 'inputs' "
+                                  "(a list of examples; alias 'rows')")
+        rows = [body.get("input", body.get("row"))] if single else body.get("inputs", body.get("rows"))
         if not isinstance(rows, list) or not rows:
             raise ValidationError("inputs must be a non-empty list")
         if len(rows) > self.settings.max_batch_inputs:
@@ -229,18 +231,21 @@ class NetworkService:
             out = model(torch.from_numpy(np.ascontiguousarray(inputs)).reshape(
                 -1, *input_shape_for(spec, dataset.input_shape))).numpy()
         predictions = []
-        for row in out:
-            if dataset.task == "classification":
+        if dataset.task == "classification":
+            for row in out:
                 item = {"predicted": int(row.argmax()), "output": [float(v) for v in row]}
                 if spec.kind == "layers" and spec.loss == "cross_entropy":
                     probs = np.exp(row - row.max())
                     item["probabilities"] = [float(v) for v in probs / probs.sum()]
-            elif len(row) > 1:  # several targets
-                item = {"predicted": [float(v) for v in arrays.unscale_target(row)],
-                        "output": [float(v) for v in row]}
-            else:
-                item = {"predicted": float(arrays.unscale_target(row[0])), "output": [float(row[0])]}
-            predictions.append(item)
+                predictions.append(item)
+        else:
+            # the whole (rows, targets) block at once: the target's mean and std are a number for a
+            # built-in and one per target for an upload, and only a block broadcasts against both
+            values = np.asarray(arrays.unscale_target(out), dtype=np.float64).reshape(len(out), -1)
+            several = arrays.n_outputs > 1
+            for row, value in zip(out, values):
+                predictions.append({"predicted": [float(v) for v in value] if several else float(value[0]),
+                                    "output": [float(v) for v in row]})
         result: dict[str, Any] = {"network_id": network.id, "version": version.version, "predictions": predictions}
         if single:
             result.update(prediction=predictions[0]["predicted"], output=predictions[0]["output"])
