@@ -35,6 +35,7 @@ class Settings:
     max_content_length: int = 16 * 1024 * 1024  # a JSON request body
     max_upload_bytes: int = 2 * 1024**3  # an uploaded file (streamed to disk, never whole in memory)
     max_upload_rows: int = 50_000_000
+    prepare_in_worker_bytes: int = 16 * 1024 * 1024  # uploads this big are prepared in a worker process
     max_epochs: int = 10_000
     max_batch_inputs: int = 10_000
     cors_origins: str = "*"  # "*" or a comma-separated list of origins
@@ -94,6 +95,8 @@ class Settings:
                      "max_upload_bytes", "max_upload_rows"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
+        if self.prepare_in_worker_bytes < 0:
+            raise ValueError("prepare_in_worker_bytes must be >= 0")
         if self.warm_workers < 0 or self.keep_checkpoints < 1:
             raise ValueError("warm_workers must be >= 0 and keep_checkpoints >= 1")
 

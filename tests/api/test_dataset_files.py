@@ -185,3 +185,37 @@ def test_a_dataset_stored_before_parquet_still_downloads_and_serves_its_file(sha
     assert client.get(f"/api/datasets/{dataset.id}/csv").data == data
     with client.get(f"/api/datasets/{dataset.id}/file") as response:
         assert response.status_code == 200 and response.data == data
+
+
+@pytest.fixture(scope="module")
+def worker_app(make_module_app):
+    # every upload is prepared in a worker process here, as a big one is by default
+    return make_module_app(prepare_in_worker_bytes=0, warm_workers=1)
+
+
+def test_a_big_upload_is_prepared_in_a_worker_with_the_same_result_and_refusals(worker_app, shared_app):
+    data = customers(80).to_csv(index=False, sep=";", decimal=",").encode("cp1252")
+    in_worker = uploaded(worker_app.test_client(), data, "export.csv", target="status")
+    in_server = uploaded(shared_app.test_client(), data, "export.csv", target="status")
+    for key in ("schema", "feature_names", "class_balance", "preview", "splits", "content_sha256"):
+        assert in_worker[key] == in_server[key], key
+
+    client = worker_app.test_client()
+    sio = worker_app.extensions["socketio"].test_client(worker_app, flask_test_client=client)
+    try:
+        body = refused(worker_app, client, 400, "malformed_csv",
+                       lambda c: upload(c, b"a;b;c\n1;2;3\n4;5\n" * 4, upload_id="w-1"))
+        assert "Line 3" in body["message"] and body["detail"]["field"] == "delimiter"
+        stages = [e["stage"] for e in events_named(sio.get_received(), "dataset_progress")
+                  if e["upload_id"] == "w-1"]
+        assert stages[0] == "reading" and stages[-1] == "failed"
+    finally:
+        sio.disconnect()
+    assert spooled(worker_app) == []
+
+    # the dataset a worker prepared trains and predicts like any other
+    experiment = create_experiment(client, name="prepared-in-a-worker")
+    run = run_in(client, experiment["experiment_id"], algorithm="linear", dataset_id=in_worker["id"])
+    assert wait_for_run(client, run["run_id"])["status"] == "completed"
+    response = client.post(f"/api/runs/{run['run_id']}/predict", json={"row": in_worker["preview"][0]})
+    assert response.status_code == 200 and response.get_json()["prediction"] in ("churned", "stayed")

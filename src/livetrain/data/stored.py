@@ -34,9 +34,8 @@ UPLOAD_SUFFIX = {("csv", None): ".csv", ("csv", "gzip"): ".csv.gz", ("xlsx", Non
                  ("parquet", None): ".parquet"}
 
 
-def write_dataset_files(store: ArtifactStore, dataset_id: str, prepared, frame, upload=None) -> dict[str, Any]:
-    """Write the table (Parquet), the split arrays and the fitted pipeline, and move the uploaded file
-    (`(spool, dialect)`) beside them; return their refs for the dataset row."""
+def write_dataset_files(store: ArtifactStore, dataset_id: str, prepared, frame) -> dict[str, Any]:
+    """Write the table (Parquet), the split arrays and the fitted pipeline; return their refs for the dataset row."""
     import joblib
 
     base = dataset_dir(dataset_id)
@@ -50,13 +49,16 @@ def write_dataset_files(store: ArtifactStore, dataset_id: str, prepared, frame, 
         "arrays": store.write_bytes(f"{base}/arrays.npz", arrays.getvalue()),
         "pipeline": store.write_bytes(f"{base}/pipeline.joblib", pipeline.getvalue()),
     }
-    if upload is not None:
-        spool, dialect = upload
-        suffix = ".tsv" if dialect.delimiter == "\t" and dialect.format == "csv" else ""
-        suffix = suffix + ".gz" if suffix and dialect.compression else suffix
-        suffix = suffix or UPLOAD_SUFFIX.get((dialect.format, dialect.compression), ".csv")
-        refs["upload"] = store.adopt(spool, f"{base}/upload{suffix}")
     return {key: {"path": ref.path, "sha256": ref.sha256} for key, ref in refs.items()}
+
+
+def keep_upload(store: ArtifactStore, dataset_id: str, spool, dialect: dict[str, Any]) -> dict[str, Any]:
+    """Move the received file beside the dataset's other files (a rename), named for its format; its ref."""
+    suffix = ".tsv" if dialect["format"] == "csv" and dialect.get("delimiter") == "\t" else ""
+    suffix = suffix + ".gz" if suffix and dialect.get("compression") else suffix
+    suffix = suffix or UPLOAD_SUFFIX.get((dialect["format"], dialect.get("compression")), ".csv")
+    ref = store.adopt(spool, f"{dataset_dir(dataset_id)}/upload{suffix}")
+    return {"path": ref.path, "sha256": ref.sha256}
 
 
 def write_table(frame, fh) -> None:

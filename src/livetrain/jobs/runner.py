@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from livetrain.errors import LivetrainError
 from livetrain.jobs.pool import WorkerHandle, WorkerPool
 from livetrain.jobs.protocol import ChannelClosed
 
@@ -53,6 +54,31 @@ class LocalRunner:
         self._running: dict[str, _Active] = {}
         self._lock = threading.Lock()
         self._closing = False
+
+    def prepare_dataset(self, job: dict[str, Any], stage: Callable[[str], None]) -> dict[str, Any]:
+        """Prepare an upload (`livetrain.data.prepare.prepare_upload`) in a worker process, passing its stages
+        to `stage`; the worker exits afterwards, so the memory a big table took goes with it."""
+        handle = self.pool.acquire()
+        try:
+            handle.send({"type": "prepare", "job": job})
+            while True:
+                message = handle.recv()
+                if message["type"] == "stage":
+                    stage(message["stage"])
+                elif message["type"] == "prepared":
+                    return message["result"]
+                elif message["type"] == "refused":
+                    raise LivetrainError(message["message"], code=message["code"], status=message["status"],
+                                         detail=message["detail"])
+                elif message["type"] == "failed":
+                    raise RuntimeError(f"preparing the dataset failed in its worker: {message['error']}\n"
+                                       f"{message.get('traceback', '')}")
+        except ChannelClosed:
+            raise LivetrainError(f"the worker process preparing the file stopped (exit code {handle.exit_code()}); "
+                                 "it may have run out of memory. Try a smaller file or a machine with more memory.",
+                                 code="worker_lost", status=503) from None
+        finally:
+            self.pool.discard(handle)
 
     def warm_up(self) -> None:
         """Start the warm workers now rather than at the first run."""

@@ -107,6 +107,20 @@ def run_job(channel: Channel, job: dict[str, Any], cancel: threading.Event) -> N
         run_network_job(channel, job, cancel)
 
 
+def run_prepare_job(channel: Channel, job: dict[str, Any]) -> None:
+    """Prepare an uploaded file into a dataset's files; report each stage, then the result or the refusal."""
+    from livetrain.data.prepare import prepare_upload
+    from livetrain.errors import LivetrainError
+
+    try:
+        result = prepare_upload(job, lambda stage: channel.send({"type": "stage", "stage": stage}))
+    except LivetrainError as exc:  # the user's file: the same 4xx as when the server prepares it
+        channel.send({"type": "refused", "code": exc.code, "status": exc.status_code, "message": exc.message,
+                      "detail": exc.detail})
+        return
+    channel.send({"type": "prepared", "result": result})
+
+
 class StepReporter:
     """Turns a scikit-learn run's steps into messages to the server."""
 
@@ -267,6 +281,8 @@ def serve(sock: socket.socket) -> None:
                 if message["type"] == "run":
                     cancel.clear()
                     jobs.put(message["job"])
+                elif message["type"] == "prepare":
+                    jobs.put({"kind": "prepare", **message["job"]})
                 elif message["type"] == "cancel":
                     cancel.set()
                 elif message["type"] == "exit":
@@ -286,7 +302,10 @@ def serve(sock: socket.socket) -> None:
         if job is None:
             return
         try:
-            run_job(channel, job, cancel)
+            if job.get("kind") == "prepare":
+                run_prepare_job(channel, job)
+            else:
+                run_job(channel, job, cancel)
         except (ChannelClosed, BrokenPipeError, ConnectionResetError):
             return
         except Exception as exc:  # every job ends: the server records why it failed

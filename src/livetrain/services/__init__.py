@@ -79,6 +79,7 @@ class Livetrain:
             on_message=self.runs.on_message,
         )
         self.runs.runner = self.runner
+        self.datasets.prepare_in_worker = self.runner.prepare_dataset
         self.datasets.register_builtins()
         self.experiments.ensure_default()
         self.store.register_server(self.runs.owner)

@@ -7,7 +7,7 @@ import json
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,14 +15,7 @@ import numpy as np
 
 from livetrain.concurrency import run_blocking
 from livetrain.data.sources import DatasetArrays, available_datasets, default_dataset_id
-from livetrain.data.stored import (
-    dataset_dir,
-    load_arrays,
-    load_pipeline,
-    preprocessing_of,
-    table_as_csv,
-    write_dataset_files,
-)
+from livetrain.data.stored import dataset_dir, keep_upload, load_arrays, load_pipeline, table_as_csv
 from livetrain.errors import Conflict, NotFound, PayloadTooLarge, ValidationError
 from livetrain.services.common import LruCache, numeric_rows, whole_number
 from livetrain.store import Dataset
@@ -89,6 +82,8 @@ class DatasetService:
         self.emitter = emitter
         self.spawn = spawn
         self.sleep = sleep
+        # `(job, stage) -> result`: runs `prepare_upload` in a worker process (set by the container)
+        self.prepare_in_worker: Callable[[dict[str, Any], Callable[[str], None]], dict[str, Any]] | None = None
         self._pipelines = LruCache(PIPELINE_CACHE_SIZE)  # pipeline SHA-256 -> fitted preprocessing
         self._summaries: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
@@ -133,11 +128,15 @@ class DatasetService:
 
     def create_from_upload(self, spool: Spool, filename: str | None, form: dict[str, Any]) -> Dataset:
         """Read, type, split and preprocess an uploaded file (CSV of any dialect, TSV, gzip, .xlsx, .parquet)
-        received into `spool`; store it (or nothing, on any error). The work runs off the event loop, and
-        `dataset_progress` events report it to the uploader's `upload_id`."""
-        from livetrain.data import reading, tabular
+        received into `spool`; store it (or nothing, on any error).
 
-        spool.finish()
+        The work runs off the event loop: in a thread for a file under `prepare_in_worker_bytes`, in a
+        worker process for a bigger one. `dataset_progress` events report it to the uploader's `upload_id`.
+        """
+        from livetrain.data import reading, tabular
+        from livetrain.data.prepare import prepare_upload, upload_job
+
+        run_blocking(spool.finish)  # fsync: a slow system call, not on the event loop
         if spool.size > self.settings.max_upload_bytes:
             raise PayloadTooLarge(f"the file is {spool.size} bytes, over the limit of "
                                   f"{self.settings.max_upload_bytes} (LIVETRAIN_MAX_UPLOAD_BYTES)")
@@ -149,26 +148,21 @@ class DatasetService:
                                   detail={"field": "missing_target"})
         filename = (filename or "upload.csv").replace("\\", "/").rsplit("/", 1)[-1][:200] or "upload.csv"
         name = options["name"] or _stem(filename) or "upload"
+        dataset_id = uuid.uuid4().hex[:12]
+        job = upload_job(dataset_id=dataset_id, spool_path=spool.path.relative_to(self.artifacts.root).as_posix(),
+                         filename=filename, overrides=overrides, options=options, missing_target=missing_target,
+                         max_rows=self.settings.max_upload_rows, models_dir=str(self.artifacts.root))
         progress = _Progress(self.emitter, form.get("upload_id"), self.spawn, self.sleep)
-
-        def prepare():
-            progress.stage("reading")
-            dialect = reading.detect(spool.path, filename, overrides)
-            table = reading.read_table(spool.path, dialect, max_rows=self.settings.max_upload_rows)
-            progress.stage("preparing")
-            prepared = tabular.prepare_table(table.frame, target=options["target"], types=options["types"],
-                                             task=options["task"], fractions=options["fractions"],
-                                             seed=options["seed"], formats=table.formats,
-                                             missing_target=missing_target)
-            progress.stage("storing")
-            return table, prepared
-
         try:
-            table, prepared = run_blocking(prepare)
-            dataset = self._store(name, f"uploaded file {filename}", options["description"], table.frame, prepared,
-                                  {"origin": "upload", "filename": filename, "dialect": table.dialect.to_dict()},
-                                  upload=(spool, table.dialect))
+            if self.prepare_in_worker is not None and spool.size >= self.settings.prepare_in_worker_bytes:
+                result = self.prepare_in_worker(job, progress.stage)
+            else:
+                result = run_blocking(prepare_upload, job, progress.stage)
+            result["files"]["upload"] = keep_upload(self.artifacts, dataset_id, spool, result["dialect"])
+            dataset = self._record(dataset_id, name, f"uploaded file {filename}", options["description"], result,
+                                   {"origin": "upload", "filename": filename, "dialect": result["dialect"]})
         except BaseException as exc:
+            self.artifacts.delete(dataset_dir(dataset_id))  # nothing half-stored
             progress.end("failed", getattr(exc, "message", None))
             raise
         progress.end("done", dataset_id=dataset.id)
@@ -177,6 +171,7 @@ class DatasetService:
     def create_generated(self, body: dict[str, Any]) -> Dataset:
         """Generate a synthetic dataset (factorization, blobs, moons, ...) and store it like an upload."""
         from livetrain.data import generators, tabular
+        from livetrain.data.prepare import store_prepared
 
         kind = body.get("generator")
         if not isinstance(kind, str):
@@ -187,18 +182,23 @@ class DatasetService:
         if not isinstance(params, dict):
             raise ValidationError("params must be a JSON object", code="bad_parameter", detail={"field": "params"})
         options = self._options(body)
+        dataset_id = uuid.uuid4().hex[:12]
 
         def prepare():
             made = generators.generate(kind, params)
             prepared = tabular.prepare_table(made.frame, target=made.target, task=made.task,
                                              fractions=options["fractions"], seed=options["seed"],
                                              passthrough=made.passthrough)
-            return made, prepared
+            return made, store_prepared(self.artifacts, dataset_id, prepared, made.frame)
 
-        made, prepared = run_blocking(prepare)
+        made, result = run_blocking(prepare)
         name = options["name"] or f"{kind}-{uuid.uuid4().hex[:4]}"
-        return self._store(name, f"generated: {kind}", options["description"] or made.description, made.frame,
-                           prepared, {"origin": "generator", "generator": kind, "params": params, **made.meta})
+        try:
+            return self._record(dataset_id, name, f"generated: {kind}", options["description"] or made.description,
+                                result, {"origin": "generator", "generator": kind, "params": params, **made.meta})
+        except BaseException:
+            self.artifacts.delete(dataset_dir(dataset_id))
+            raise
 
     def _options(self, form: dict[str, Any]) -> dict[str, Any]:
         from livetrain.services.networks import check_name
@@ -224,41 +224,21 @@ class DatasetService:
             "description": description,
         }
 
-    def _store(self, name: str, source: str, description: str, frame, prepared, meta: dict[str, Any],
-               upload: tuple[Spool, Any] | None = None) -> Dataset:
-        from livetrain.data import tabular
-
-        dataset_id = uuid.uuid4().hex[:12]
-        schema = prepared.schema
-        n_outputs = len(schema.targets) if schema.task == "regression" else 1
-        meta = {
-            **meta,
-            "schema": schema.to_dict() | ({"dialect": meta["dialect"]} if "dialect" in meta else {}),
-            "classes": prepared.classes,
-            "feature_names": prepared.feature_names,
-            "split": {"fractions": list(prepared.fractions), "seed": prepared.split_seed, "stratified":
-                      schema.task == "classification"},
-            "summary": prepared.summary,
-            "n_outputs": n_outputs,
-            "passthrough": schema.passthrough,
-            "image": False,
-            **preprocessing_of(prepared),
-        }
+    def _record(self, dataset_id: str, name: str, source: str, description: str, result: dict[str, Any],
+                origin: dict[str, Any]) -> Dataset:
+        """The dataset's row, from what preparing it wrote and found; announced to every client."""
+        fields = result["fields"]
+        meta = {**origin, **fields["meta"]}
+        if "dialect" in origin:
+            meta["schema"] = meta["schema"] | {"dialect": origin["dialect"]}
         dataset = Dataset(
-            id=dataset_id, name=name, task=schema.task, source=source[:200],
-            n_features=int(prepared.X_train.shape[1]),
-            n_classes=len(prepared.classes) if prepared.classes is not None else 0,
-            input_shape=[int(prepared.X_train.shape[1])],
-            n_train=len(prepared.X_train), n_test=len(prepared.X_test), n_val=len(prepared.X_val),
-            description=description, meta=meta, builtin=False,
-            content_sha256=run_blocking(tabular.dataset_hash, frame),  # a big table takes a while
+            id=dataset_id, name=name, task=fields["task"], source=source[:200],
+            n_features=fields["n_features"], n_classes=fields["n_classes"], input_shape=fields["input_shape"],
+            n_train=fields["n_train"], n_test=fields["n_test"], n_val=fields["n_val"],
+            description=description, meta=meta, builtin=False, content_sha256=fields["content_sha256"],
+            files=result["files"],
         )
-        try:
-            dataset.files = run_blocking(write_dataset_files, self.artifacts, dataset_id, prepared, frame, upload)
-            dataset = self.store.upsert_dataset(dataset)
-        except BaseException:
-            self.artifacts.delete(dataset_dir(dataset_id))  # nothing half-stored
-            raise
+        dataset = self.store.upsert_dataset(dataset)
         if self.emitter is not None:
             self.emitter.resource("dataset_created", {"dataset_id": dataset.id, "name": dataset.name,
                                                       "task": dataset.task, "ts": time.time()})
