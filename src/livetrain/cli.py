@@ -153,7 +153,11 @@ def serve(args: argparse.Namespace) -> int:
     monkey_patch(args.async_mode)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
-    import torch  # noqa: F401  (loaded before listening, so the first request does not wait for it)
+    # Loaded before listening, so the first request does not wait for them with the event loop held.
+    import torch  # noqa: F401
+
+    import livetrain.data.prepare  # noqa: F401  (pandas, pyarrow, scikit-learn: the upload path)
+    import livetrain.data.reading  # noqa: F401
 
     from livetrain.app import create_app
 
