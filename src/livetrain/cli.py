@@ -158,7 +158,6 @@ def serve(args: argparse.Namespace) -> int:
 
     import livetrain.data.prepare  # noqa: F401  (pandas, pyarrow, scikit-learn: the upload path)
     import livetrain.data.reading  # noqa: F401
-
     from livetrain.app import create_app
 
     app = create_app({"home": args.home}, async_mode=args.async_mode)
