@@ -525,9 +525,12 @@ def _read_parquet(path: Path) -> pd.DataFrame:
 def _read_xlsx(path: Path, dialect: Dialect) -> pd.DataFrame:
     import openpyxl
 
+    # A file object, not the path: openpyxl refuses a name not ending in .xlsx, and an upload is spooled as .part.
+    handle = open(path, "rb")  # noqa: SIM115 - read-only workbooks read it until book.close() below
     try:
-        book = openpyxl.load_workbook(path, read_only=True, data_only=True)
+        book = openpyxl.load_workbook(handle, read_only=True, data_only=True)
     except Exception as exc:  # noqa: BLE001 - a damaged workbook raises many kinds
+        handle.close()
         raise ValidationError(f"The Excel workbook could not be read: {exc}", code="malformed_file") from exc
     try:
         names = book.sheetnames
@@ -547,6 +550,7 @@ def _read_xlsx(path: Path, dialect: Dialect) -> pd.DataFrame:
                 if any(v is not None for v in r[:width])]
     finally:
         book.close()
+        handle.close()
     names_ = ["" if v is None else str(v) for v in header[:width]]
     missing = [i + 1 for i, n in enumerate(names_) if not n.strip()]
     if missing:
