@@ -197,6 +197,15 @@ def test_list_shows_builtins_and_an_upload_with_the_forms(client, app):
     state = state_of(html, "datasets-state")
     assert state["max_upload_bytes"] == app.extensions["livetrain"].settings.max_upload_bytes
     assert "at most 50 MiB" in html
+    # every file format, and the reading options (collapsed, each left to detection unless set)
+    assert 'accept=".csv,.tsv,.tab,.txt,.gz,.xlsx,.parquet,' in html
+    options = html[html.index('<details class="reading-options" id="upload-options">'):html.index("</details>")]
+    for field in ("delimiter", "quote", "decimal", "thousands", "format"):
+        assert re.search(rf'<select id="upload-{field}" name="{field}"[^>]*>\s*<option value="">', options), field
+    for field in ("encoding", "sheet"):
+        assert re.search(rf'<input id="upload-{field}" name="{field}"', options), field
+    assert '<input type="radio" name="missing_target" value="refuse" checked> refuse the file' in options
+    assert 'value="drop"> leave them out' in options
     generators = client.get("/api/datasets/generators").get_json()["generators"]
     for generator in generators:
         assert f'<option value="{generator["key"]}"' in html
