@@ -61,7 +61,23 @@ def test_options_are_parsed_to_what_the_server_takes():
     assert (args.experiment_id, args.metric, args.split) == ("e1", "f1", "val")
 
 
+def test_upload_takes_any_table_file_with_the_reading_options_the_page_has():
+    args = parse("datasets", "upload", "prices.xlsx", "--sheet", "Data", "--format", "xlsx", "--missing-target",
+                 "drop", "--split", "0.8,0.1,0.1", "--seed", "3")
+    assert (args.file, args.sheet, args.format, args.missing_target, args.split, args.seed) == (
+        "prices.xlsx", "Data", "xlsx", "drop", "0.8,0.1,0.1", 3)
+    args = parse("datasets", "upload", "preise.csv", "--delimiter", "semicolon", "--decimal", ",", "--thousands",
+                 ".", "--quote", "'", "--encoding", "cp1252")
+    assert (args.delimiter, args.decimal, args.thousands, args.quote, args.encoding) == (
+        "semicolon", ",", ".", "'", "cp1252")
+    # nothing given is nothing sent: the server detects it
+    args = parse("datasets", "upload", "people.csv")
+    assert [getattr(args, key) for key in console.UPLOAD_FIELDS] == [None] * len(console.UPLOAD_FIELDS)
+
+
 @pytest.mark.parametrize("argv, says", [
+    (["datasets", "upload", "a.csv", "--missing-target", "keep"], "invalid choice: 'keep'"),
+    (["datasets", "upload", "a.xls", "--format", "xls"], "invalid choice: 'xls'"),
     (["networks", "create", "--layer-sizes", "4,x,3"], "expected whole numbers separated by commas"),
     (["networks", "create", "--layer-sizes", "4,3", "--layers-json", "l.json"], "not allowed with argument"),
     (["train", "n1"], "the following arguments are required: --epochs"),

@@ -107,11 +107,27 @@ def _add_client_commands(sub: argparse._SubParsersAction) -> None:
     datasets = sub.add_parser("datasets", help="list and upload datasets").add_subparsers(
         dest="action", required=True, metavar="ACTION")
     command(datasets, "list", "datasets list", "list the datasets (GET /api/datasets)")
-    upload = command(datasets, "upload", "datasets upload", "upload a CSV file as a dataset (POST /api/datasets)")
-    upload.add_argument("file", metavar="FILE.csv")
+    upload = command(datasets, "upload", "datasets upload",
+                     "upload a table as a dataset: CSV in any dialect, TSV, .csv.gz, .xlsx or .parquet "
+                     "(POST /api/datasets)")
+    upload.add_argument("file", metavar="FILE")
     upload.add_argument("--target", metavar="COL", help="the column to predict (default: the last)")
-    upload.add_argument("--name", help="a name (default: the file name without .csv)")
+    upload.add_argument("--name", help="a name (default: the file name without its extension)")
     upload.add_argument("--task", choices=["classification", "regression"], help="default: inferred")
+    upload.add_argument("--split", metavar="TRAIN,VAL,TEST", help="three fractions adding up to 1 (default: "
+                                                                  "0.7,0.15,0.15)")
+    upload.add_argument("--seed", type=int, metavar="N", help="the seed of the split (default: 0)")
+    upload.add_argument("--missing-target", choices=["refuse", "drop"],
+                        help="rows without a target: refuse the file (the default) or leave them out")
+    reading = upload.add_argument_group("reading options", "how the file is written; detected unless given")
+    reading.add_argument("--delimiter", metavar="D", help="comma, semicolon, tab or pipe (or the character)")
+    reading.add_argument("--decimal", metavar="MARK", help="the decimal mark: . or ,")
+    reading.add_argument("--thousands", metavar="SEP", help="the thousands separator: , . space ' or none")
+    reading.add_argument("--quote", metavar="Q", help="""the quote character: " or '""")
+    reading.add_argument("--encoding", metavar="CODEC", help="e.g. utf-8, utf-16, cp1252, latin-1")
+    reading.add_argument("--sheet", metavar="NAME", help="the sheet of an .xlsx workbook (default: the first)")
+    reading.add_argument("--format", choices=["csv", "tsv", "xlsx", "parquet"],
+                         help="default: from the file's content and name")
 
     train = command(sub, "train", "train", "train a network (POST /api/networks/{id}/train)")
     train.add_argument("network_id", metavar="NETWORK_ID")

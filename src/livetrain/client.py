@@ -25,6 +25,9 @@ END_EVENTS = {"training_complete": "completed", "training_error": "failed",
               "training_cancelled": "cancelled", "training_interrupted": "interrupted"}
 RUN_EVENTS = ("run_created", "training_started", "training_progress", "training_update", *END_EVENTS)
 CONNECT_TIMEOUT = 10.0
+UPLOAD_TYPES = {".csv": "text/csv", ".tsv": "text/tab-separated-values", ".tab": "text/tab-separated-values",
+                ".txt": "text/plain", ".gz": "application/gzip", ".parquet": "application/vnd.apache.parquet",
+                ".xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
 READ_TIMEOUT = 120.0  # a large CSV upload is typed, split and stored before the answer comes
 SUBSCRIBE_TIMEOUT = 15.0
 LOST_TIMEOUT = 60.0  # give up following when the socket stays disconnected this long
@@ -155,18 +158,21 @@ class LivetrainClient:
         return self.request("GET", "/api/datasets")
 
     def upload_dataset(self, path: str | Path, *, target: str | None = None, name: str | None = None,
-                       task: str | None = None) -> dict:
-        """POST /api/datasets as multipart (`file`, and `target`, `name`, `task` when given): the detail."""
+                       task: str | None = None, **fields: Any) -> dict:
+        """POST /api/datasets as multipart: the file (CSV, TSV, .gz, .xlsx, .parquet) under its own name, so the
+        server sees its extension, and `target`, `name`, `task` and any other upload field (`delimiter`,
+        `decimal`, `encoding`, `missing_target`, ...) that is not None. The dataset's detail."""
         path = Path(path)
-        fields = {key: value for key, value in (("target", target), ("name", name), ("task", task))
+        fields = {key: str(value) for key, value in {"target": target, "name": name, "task": task, **fields}.items()
                   if value is not None}
         try:
             handle = path.open("rb")
         except OSError as error:
             raise ClientError("file_error", f"cannot read {path}: {error.strerror or error}") from None
+        content_type = UPLOAD_TYPES.get(path.suffix.lower(), "application/octet-stream")
         with handle:
             return self.request("POST", "/api/datasets", data=fields,
-                                files={"file": (path.name, handle, "text/csv")})
+                                files={"file": (path.name, handle, content_type)})
 
     # -- runs -----------------------------------------------------------------
     def list_runs(self, *, network_id: str | None = None, experiment_id: str | None = None,

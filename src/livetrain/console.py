@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from livetrain.client import FINAL_STATUSES, ClientError, LivetrainClient, RunFollower
+from livetrain.dialect_words import dialect_facts, dropped_text
 
 
 class ExitCode(IntEnum):
@@ -244,21 +245,33 @@ def datasets_list(client: LivetrainClient, args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
+UPLOAD_FIELDS = ("split", "seed", "missing_target", "delimiter", "decimal", "thousands", "quote", "encoding", "sheet",
+                 "format")
+
+
 def datasets_upload(client: LivetrainClient, args: argparse.Namespace) -> int:
-    """POST /api/datasets with a CSV file (multipart)."""
-    dataset = client.upload_dataset(args.file, target=args.target, name=args.name, task=args.task)
+    """POST /api/datasets with a file (multipart); then the dataset, how its file was read, and its columns."""
+    dataset = client.upload_dataset(args.file, target=args.target, name=args.name, task=args.task,
+                                    **{key: getattr(args, key) for key in UPLOAD_FIELDS})
     if args.json:
         print_json(dataset)
         return ExitCode.OK
     schema = dataset.get("schema") or {}
     splits = dataset.get("splits") or {}
+    dropped = dropped_text(schema.get("dropped_rows"))
     print(format_fields([
         ("dataset", dataset["id"]), ("name", dataset.get("name")), ("task", dataset.get("task")),
         ("target", ", ".join(schema.get("targets") or []) or None), ("rows", dataset.get("n_rows")),
+        *([("left out", dropped)] if dropped else []),
         ("split", f"{splits.get('train', dataset.get('n_train'))} train / {splits.get('val', dataset.get('n_val'))} "
                   f"val / {splits.get('test', dataset.get('n_test'))} test"),
         ("features", dataset.get("n_features")),
         ("classes", ", ".join(str(c) for c in (dataset.get("meta") or {}).get("classes") or []) or None)]))
+    facts = dialect_facts(schema.get("dialect"))
+    if facts:
+        print()
+        print(format_table(["FILE", "READ AS", "HOW"],
+                           [[f.label.lower(), f.value, "given" if f.given else "detected"] for f in facts]))
     columns = schema.get("columns") or []
     if columns:
         print()

@@ -6,9 +6,12 @@
  * once and shows the slice it covers, in the server's order (built-ins first, then by id),
  * so a page never shows a row that belongs on another one.
  *
- * The upload form reads the chosen file's header line in the browser to offer its columns
- * as the target, checks the file and the fields before sending, shows upload progress, and
- * shows the server's message in place when it refuses the file. The generate form shows the
+ * The upload form reads the header line of a chosen CSV or TSV file in the browser (detecting
+ * its delimiter) to offer its columns as the target; for other files (Excel, Parquet, gzip)
+ * the target is typed. It checks the file and the fields before sending, sends the reading
+ * options only when they are set, shows the bytes sent and then the server's stages
+ * (`dataset_progress` events carrying the form's upload_id), and shows the server's message in
+ * place when it refuses the file, marking the field that fixes it. The generate form shows the
  * chosen generator's parameters and checks them against their ranges.
  */
 (function () {
@@ -147,103 +150,194 @@
   // Datasets may have been created or deleted while the page loaded or the connection was down.
   live.onConnect(sync);
 
-  // -- upload a CSV -----------------------------------------------------------------------
+  // -- upload a file ----------------------------------------------------------------------
 
   const fileInput = uploadForm.elements.file;
   const targetSelect = uploadForm.elements.target;
+  const targetTyped = uploadForm.elements.target_name;
+  const targetLabel = document.getElementById("upload-target-label");
   const targetHint = document.getElementById("upload-target-hint");
   const TARGET_HINT = targetHint.textContent;
+  const options = document.getElementById("upload-options");
+  // The reading overrides, sent only when set (empty: the server detects them).
+  const READING_OPTIONS = ["delimiter", "quote", "decimal", "thousands", "encoding", "sheet", "format"];
+  const DELIMITERS = { comma: ",", semicolon: ";", tab: "\t", pipe: "|" };
+  const DELIMITER_NAMES = { ",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe" };
+  const TEXT_FILE = /\.(csv|tsv|tab|txt)$/i;
+  const STEPS = ["sending", "reading", "preparing", "storing"];
+  const STAGE_TEXT = {
+    reading: "Reading the file…", preparing: "Typing, splitting and preprocessing…", storing: "Storing…",
+    done: "Stored; opening the dataset…",
+  };
 
-  /** The first record of CSV text (quotes as Python's csv reads them): { fields, complete }. */
-  function firstRecord(text) {
-    const fields = [];
+  /** Up to `limit` whole records at the start of CSV text (quotes as Python's csv reads them), and the fields of
+   * an unfinished last one: { records, rest }. */
+  function readRecords(text, delimiter, quote, limit) {
+    const records = [];
+    let fields = [];
     let field = "";
     let quoted = false;
     let i = text.charCodeAt(0) === 0xfeff ? 1 : 0; // a byte-order mark is not part of the first name
-    while (i < text.length) {
+    while (i < text.length && records.length < limit) {
       const c = text[i];
       if (quoted) {
-        if (c === '"' && text[i + 1] === '"') {
-          field += '"';
+        if (c === quote && text[i + 1] === quote) {
+          field += quote;
           i += 2;
           continue;
         }
-        if (c === '"') quoted = false;
+        if (c === quote) quoted = false;
         else field += c;
         i += 1;
         continue;
       }
-      if (c === '"' && field === "") quoted = true;
-      else if (c === ",") {
+      if (c === quote && field === "") quoted = true;
+      else if (c === delimiter) {
         fields.push(field);
         field = "";
       } else if (c === "\r" || c === "\n") {
         fields.push(field);
-        return { fields, complete: true };
+        records.push(fields);
+        fields = [];
+        field = "";
+        if (c === "\r" && text[i + 1] === "\n") i += 1;
       } else field += c;
       i += 1;
     }
-    fields.push(field);
-    return { fields, complete: false };
+    return { records, rest: fields.concat(field) };
   }
 
-  /** Decode as the server does: UTF-8, or Latin-1 when it is not UTF-8. */
+  /** The delimiter that splits the first lines into the same number (> 1) of fields most often; else a comma. */
+  function detectDelimiter(text, quote) {
+    let best = ",";
+    let bestScore = 0;
+    Object.values(DELIMITERS).forEach((delimiter) => {
+      const { records } = readRecords(text, delimiter, quote, 20);
+      if (!records.length || records[0].length < 2) return;
+      const width = records[0].length;
+      const same = records.filter((r) => r.length === width).length / records.length;
+      const score = same + width / 1000; // consistency first, then more columns
+      if (score > bestScore) {
+        best = delimiter;
+        bestScore = score;
+      }
+    });
+    return best;
+  }
+
+  /** Decode as the server does: the encoding set, else by byte-order mark, else UTF-8, else Windows-1252. */
   function decode(bytes) {
+    const named = uploadForm.elements.encoding.value.trim();
+    if (named) {
+      try {
+        return new TextDecoder(named).decode(bytes);
+      } catch (err) {
+        // a codec name the browser does not know (the server may): guess as below
+      }
+    }
+    if (bytes[0] === 0xff && bytes[1] === 0xfe) return new TextDecoder("utf-16le").decode(bytes);
+    if (bytes[0] === 0xfe && bytes[1] === 0xff) return new TextDecoder("utf-16be").decode(bytes);
     try {
       return new TextDecoder("utf-8", { fatal: true }).decode(bytes);
     } catch (err) {
-      let text = "";
-      for (let i = 0; i < bytes.length; i += 8192) text += String.fromCharCode(...bytes.subarray(i, i + 8192));
-      return text;
+      return new TextDecoder("windows-1252").decode(bytes);
     }
   }
 
-  /** The column names in a file's header line, or null when they cannot be read here. */
+  /** A text file this page can read the header of: a .csv, .tsv or .txt that is not an archive or Parquet. */
+  function isPlainText(file, start) {
+    const format = uploadForm.elements.format.value;
+    if (format === "xlsx" || format === "parquet") return false;
+    if (!TEXT_FILE.test(file.name) && !["csv", "tsv"].includes(format)) return false;
+    const magic = String.fromCharCode(...start.subarray(0, 4));
+    return !(magic.startsWith("PK") || magic === "PAR1" || magic.startsWith("\x1f\x8b"));
+  }
+
+  /** The column names in a text file's header line and its delimiter; null when they cannot be read here. */
   async function headerOf(file) {
     let bytes = new Uint8Array(await file.slice(0, HEADER_BYTES).arrayBuffer());
+    if (!isPlainText(file, bytes)) return null;
     const partial = file.size > HEADER_BYTES;
     if (partial) {
-      const end = bytes.lastIndexOf(0x0a); // do not cut a character in two
+      const end = bytes.lastIndexOf(0x0a); // do not cut a line in two
       if (end < 0) return null;
       bytes = bytes.subarray(0, end + 1);
     }
-    const record = firstRecord(decode(bytes));
-    if (!record.complete && partial) return null;
-    if (record.fields.length === 1 && record.fields[0].trim() === "") return null;
-    // pandas names an empty header cell "Unnamed: <position>"
-    return record.fields.map((name, i) => (name === "" ? `Unnamed: ${i}` : name));
+    const text = decode(bytes);
+    const elements = uploadForm.elements;
+    const quote = elements.quote.value || '"';
+    const tabbed = elements.format.value === "tsv" || /\.(tsv|tab)$/i.test(file.name);
+    const delimiter = DELIMITERS[elements.delimiter.value] || (tabbed ? "\t" : detectDelimiter(text, quote));
+    const { records, rest } = readRecords(text, delimiter, quote, 1);
+    if (!records.length && partial) return null;
+    const fields = records.length ? records[0] : rest;
+    if (fields.length === 1 && fields[0].trim() === "") return null;
+    return { columns: fields.map((name) => name.trim()), delimiter }; // the server strips the names too
   }
 
-  function resetTargets(hint) {
-    targetSelect.replaceChildren(new Option("the last column", ""));
+  /** Offer the target as a select of the header's columns (`chosen` selected if among them, else the last), or
+   * as a name to type (`columns` null). */
+  function showTargets(columns, hint, chosen) {
+    const typed = columns === null;
+    targetSelect.hidden = typed;
+    targetSelect.disabled = typed;
+    targetTyped.hidden = !typed;
+    targetTyped.disabled = !typed;
+    targetLabel.htmlFor = typed ? targetTyped.id : targetSelect.id;
+    if (typed || !columns.length) targetSelect.replaceChildren(new Option("the last column", ""));
+    else {
+      targetSelect.replaceChildren(...columns.map((name, i) => {
+        if (name) return new Option(name, name);
+        // an empty name cannot be sent; left empty, the target is the last column, so only that one is offered
+        const option = new Option(`(column ${i + 1} has no name)`, "");
+        option.disabled = i < columns.length - 1;
+        return option;
+      }));
+      targetSelect.selectedIndex = columns.length - 1; // the server's default
+      if (chosen && columns.includes(chosen)) targetSelect.value = chosen;
+    }
     targetHint.textContent = hint || TARGET_HINT;
   }
 
+  function targetInput() {
+    return targetTyped.disabled ? targetSelect : targetTyped;
+  }
+
   let headerRead = 0; // only the latest file's header fills the select
-  fileInput.addEventListener("change", async () => {
+  async function offerTargets(keepChoice) {
     const file = fileInput.files[0];
+    const chosen = keepChoice ? targetSelect.value : "";
     const ticket = ++headerRead;
-    lt.showError(uploadForm, "");
     if (!file) {
-      resetTargets();
+      showTargets([]);
       return;
     }
-    let columns = null;
+    let header = null;
     try {
-      columns = await headerOf(file);
+      header = await headerOf(file);
     } catch (err) {
-      columns = null;
+      header = null;
     }
     if (ticket !== headerRead) return;
-    if (!columns) {
-      resetTargets(file.size === 0 ? "The file is empty."
-        : "Its header line could not be read here; the server uses the last column unless you choose.");
-      return;
+    if (file.size === 0) showTargets([], "The file is empty.");
+    else if (!header) {
+      showTargets(null, "Type the name of the column to predict, or leave it empty for the last column "
+        + "(this page reads the header of a plain CSV or TSV file only).");
+    } else {
+      showTargets(header.columns, `${header.columns.length} columns in ${file.name} `
+        + `(${DELIMITER_NAMES[header.delimiter]}-separated); the last one is the default.`, chosen);
     }
-    targetSelect.replaceChildren(...columns.map((name) => new Option(name, name)));
-    targetSelect.selectedIndex = columns.length - 1; // the server's default
-    targetHint.textContent = `${columns.length} columns in ${file.name}; the last one is the default.`;
+  }
+
+  fileInput.addEventListener("change", () => {
+    lt.showError(uploadForm, "");
+    offerTargets(false);
   });
+  // the same file read another way: its columns again, the chosen target kept
+  ["delimiter", "quote", "encoding", "format"].forEach((name) => {
+    uploadForm.elements[name].addEventListener("change", () => offerTargets(true));
+  });
+  if (window.location.hash === "#upload-options") options.open = true;
 
   /** POST the form with upload progress (fetch cannot report it); refusals throw an ApiError. */
   function send(formData, onProgress) {
@@ -273,25 +367,42 @@
     });
   }
 
+  /** The input, opened to view if it is among the reading options. */
+  function reveal(input) {
+    if (options.contains(input)) options.open = true;
+    return input;
+  }
+
   /** The input a refusal of the upload is about, so it is marked and focused with the message. */
   function uploadInputFor(err) {
     const detail = err.detail || {};
     const elements = uploadForm.elements;
+    if (err.code === "missing_target" || detail.field === "missing_target") {
+      return reveal(document.getElementById("upload-missing-drop"));
+    }
     if (detail.field === "split") return elements.split_train;
-    if (detail.field && elements[detail.field] instanceof Element) return elements[detail.field];
-    const target = targetSelect.value || (targetSelect.options.length > 1
+    if (detail.field === "target") return targetInput();
+    if (detail.field && elements[detail.field] instanceof Element) return reveal(elements[detail.field]);
+    const target = targetInput().value.trim() || (targetSelect.options.length > 1
       ? targetSelect.options[targetSelect.options.length - 1].value : "");
-    if (detail.column && detail.column === target) return targetSelect;
-    if (["empty_dataset", "malformed_csv", "duplicate_columns", "too_many_rows", "payload_too_large"].includes(err.code)) {
+    if (detail.column && detail.column === target) return targetInput();
+    if (["empty_dataset", "malformed_csv", "malformed_file", "unsupported_format", "duplicate_columns",
+      "too_many_rows", "payload_too_large"].includes(err.code)) {
       return fileInput;
     }
     return null;
   }
 
+  function newUploadId() {
+    const bytes = crypto.getRandomValues(new Uint8Array(12)); // randomUUID needs a secure context
+    return "page-" + Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+  }
+
   function readUpload() {
     const file = fileInput.files[0];
-    if (!file) throw new lt.InputError("Choose a CSV file to upload.", fileInput);
-    if (file.size === 0) throw new lt.InputError(`${file.name} is empty: a CSV needs a header line and rows.`, fileInput);
+    const elements = uploadForm.elements;
+    if (!file) throw new lt.InputError("Choose a file to upload.", fileInput);
+    if (file.size === 0) throw new lt.InputError(`${file.name} is empty: a table needs a header row and rows.`, fileInput);
     if (file.size > initial.max_upload_bytes) {
       throw new lt.InputError(`${file.name} is ${byteSize(file.size)}; this server accepts files up to `
         + `${byteSize(initial.max_upload_bytes)} (LIVETRAIN_MAX_UPLOAD_BYTES).`, fileInput);
@@ -300,24 +411,78 @@
     const labels = { split_train: "Train fraction", split_val: "Validation fraction", split_test: "Test fraction" };
     const split = Object.entries(labels).map(([field, label]) => {
       const value = lt.readNumber(uploadForm, field, { label, min: 0, exclusiveMin: true, max: 1 });
-      if (value === undefined) throw new lt.InputError(`${label} is missing.`, uploadForm.elements[field]);
+      if (value === undefined) throw new lt.InputError(`${label} is missing.`, elements[field]);
       return value;
     });
     const total = split.reduce((a, b) => a + b, 0);
     if (Math.abs(total - 1) > 1e-6) {
       throw new lt.InputError(`The split fractions must add up to 1; they add up to ${fmt.number(total, 6)}.`,
-        uploadForm.elements.split_train);
+        elements.split_train);
     }
     const seed = lt.readNumber(uploadForm, "seed", { label: "Split seed", integer: true, min: 0, max: MAX_SEED });
+    const delimiter = DELIMITERS[elements.delimiter.value];
+    if (delimiter && elements.decimal.value === delimiter) {
+      throw new lt.InputError("The decimal mark and the delimiter cannot both be a comma.", reveal(elements.decimal));
+    }
+    const sheet = elements.sheet.value.trim();
+    if (sheet && !/\.xlsx$/i.test(file.name) && elements.format.value !== "xlsx") {
+      throw new lt.InputError(`Sheet is for Excel workbooks (.xlsx); ${file.name} is not one. Clear it, or set `
+        + "the format to Excel.", reveal(elements.sheet));
+    }
+    const uploadId = newUploadId();
     const data = new FormData();
     data.append("file", file, file.name);
     if (name) data.append("name", name);
-    if (targetSelect.value) data.append("target", targetSelect.value);
-    if (uploadForm.elements.task.value) data.append("task", uploadForm.elements.task.value);
+    const target = targetInput().value.trim();
+    if (target) data.append("target", target);
+    if (elements.task.value) data.append("task", elements.task.value);
     data.append("split", split.join(","));
     if (seed !== undefined) data.append("seed", String(seed));
-    return { file, data };
+    READING_OPTIONS.forEach((option) => {
+      const value = elements[option].value.trim();
+      if (value) data.append(option, value);
+    });
+    if (elements.missing_target.value === "drop") data.append("missing_target", "drop");
+    data.append("upload_id", uploadId);
+    return { file, data, uploadId };
   }
+
+  // -- an upload's progress: the bytes sent, then the server's stages (dataset_progress events) --
+
+  const progress = document.getElementById("upload-progress");
+  const bar = document.getElementById("upload-bar");
+  let current = null; // { uploadId, step, label, created: the dataset's name once the server has answered }
+
+  /** Show the upload at `stage` (a step, or "done"); never goes back. */
+  function showStage(stage, share) {
+    const at = stage === "done" ? STEPS.length : STEPS.indexOf(stage);
+    if (!current || at < current.step || (at === current.step && stage !== "sending")) return;
+    current.step = at;
+    progress.hidden = false;
+    progress.querySelectorAll("li").forEach((li, i) => {
+      li.dataset.state = i < at ? "done" : i === at ? "active" : "pending";
+    });
+    if (stage === "sending") {
+      bar.value = share;
+      setStatus(uploadForm, share < 1 ? `Uploading ${current.label}… ${Math.floor(share * 100)}%`
+        : `Uploaded ${current.label}; waiting for the server…`);
+    } else {
+      if (stage === "done") bar.value = 1;
+      else bar.removeAttribute("value"); // the server's work has no measure: an indeterminate bar
+      // the answer may come before the last events: once it has, the status says so
+      setStatus(uploadForm, current.created ? `Created ${current.created}; opening it…` : STAGE_TEXT[stage]);
+    }
+  }
+
+  function endProgress() {
+    current = null;
+    progress.hidden = true;
+    bar.value = 0;
+  }
+
+  live.on("dataset_progress", (payload) => {
+    if (current && payload.upload_id === current.uploadId && payload.stage !== "failed") showStage(payload.stage);
+  });
 
   uploadForm.addEventListener("submit", (event) => {
     event.preventDefault();
@@ -328,18 +493,17 @@
       lt.showError(uploadForm, err.message, err.input);
       return;
     }
-    const label = `${request.file.name} (${byteSize(request.file.size)})`;
     lt.busy(uploadForm, async () => {
-      setStatus(uploadForm, `Uploading ${label}…`);
+      current = { uploadId: request.uploadId, step: 0, label: `${request.file.name} (${byteSize(request.file.size)})` };
+      showStage("sending", 0);
       try {
-        const dataset = await send(request.data, (share) => {
-          setStatus(uploadForm, share < 1 ? `Uploading ${label}… ${Math.floor(share * 100)}%`
-            : `Uploaded; the server is reading, typing and splitting ${request.file.name}…`);
-        });
+        const dataset = await send(request.data, (share) => showStage("sending", share));
+        current.created = dataset.name; // the steps still follow the events, which may come after the answer
         setStatus(uploadForm, `Created ${dataset.name}; opening it…`);
         window.location.assign(lt.path("datasets", dataset.id));
       } catch (err) {
         setStatus(uploadForm, "");
+        endProgress();
         err.input = err.input || uploadInputFor(err);
         throw err;
       }

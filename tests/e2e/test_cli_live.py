@@ -19,6 +19,7 @@ import pytest
 
 from livetrain.client import LivetrainClient, RunFollower
 from tests.e2e.helpers import free_port, wait_until
+from tests.web.test_dataset_pages import semicolon_csv, workbook_xlsx
 
 CLI_TIMEOUT = 120  # a guard against a hanging command, not a speed requirement
 IRIS = {"dataset_id": "iris", "layer_sizes": [4, 8, 3]}
@@ -183,8 +184,38 @@ def test_datasets_upload_and_list_and_a_bad_csv(server, tmp_path):
     refused = cli(server, "datasets", "upload", str(bad))
     with bad.open("rb") as handle:
         message = server.api.request("POST", "/api/datasets", files={"file": ("bad.csv", handle)}).json()["message"]
-    assert message.startswith("Line 14 has 4 fields but the header has 3.")
+    assert message.startswith("Line 14 has 4 fields but the header has 3 (reading fields separated by comma")
     assert (refused.returncode, refused.stdout, refused.stderr) == (5, "", f"livetrain: {message}\n")
+
+
+def test_datasets_upload_with_reading_options_prints_how_the_file_was_read(server, tmp_path):
+    preise = tmp_path / "preise.csv"
+    preise.write_bytes(semicolon_csv())  # semicolons, decimal commas, cp1252; one row without a target
+    uploaded = cli(server, "datasets", "upload", str(preise), "--delimiter", "semicolon", "--decimal", ",",
+                   "--encoding", "cp1252", "--missing-target", "drop")
+    assert uploaded.returncode == 0, uploaded.stderr
+    assert re.search(r"^rows\s+29$", uploaded.stdout, re.M)
+    assert re.search(r"^left out\s+1 row without a target value$", uploaded.stdout, re.M)
+    read_as = {line.split("  ")[0]: line.split() for line in uploaded.stdout.split("\n\n")[1].splitlines()[1:]}
+    assert read_as["delimiter"][-3:] == ["semicolon", "(';')", "given"]
+    assert read_as["decimal mark"][-3:] == ["comma", "(',')", "given"]
+    assert read_as["encoding"][-2:] == ["cp1252", "given"]
+    assert read_as["thousands separator"][-3:] == ["dot", "('.')", "detected"]
+    assert line_with(uploaded.stdout, "preis ").split()[:3] == ["preis", "numeric", "feature"]
+    assert "numbers written with thousands separator dot ('.'), decimal comma" in line_with(uploaded.stdout, "preis ")
+    dataset_id = re.search(r"^dataset\s+(\w+)$", uploaded.stdout, re.M).group(1)
+    dialect = server.api.get(f"/api/datasets/{dataset_id}")["schema"]["dialect"]
+    assert (dialect["delimiter"], dialect["decimal"], dialect["encoding"]) == (";", ",", "cp1252")
+    assert dialect["given"] == ["decimal", "delimiter", "encoding"]
+
+    # a workbook: its sheet, and the whole answer as JSON
+    (tmp_path / "book.xlsx").write_bytes(workbook_xlsx())
+    as_json = cli(server, "datasets", "upload", str(tmp_path / "book.xlsx"), "--sheet", "Data", "--json")
+    assert as_json.returncode == 0, as_json.stderr
+    detail = json.loads(as_json.stdout)
+    assert detail == server.api.get(f"/api/datasets/{detail['id']}")
+    assert (detail["schema"]["dialect"]["format"], detail["schema"]["dialect"]["sheet"]) == ("xlsx", "Data")
+    assert detail["meta"]["filename"] == "book.xlsx"
 
 
 def test_train_follow_to_the_end_then_runs_and_leaderboard(server):

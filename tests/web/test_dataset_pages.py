@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import re
+from html import unescape
 
 from livetrain.web import datasets as dataset_views
 from tests.helpers import create_network, start_run, wait_for_run
@@ -20,6 +21,30 @@ def people_csv(rows: int = 40) -> bytes:
         lines.append(f"{i},{age},{COLORS[i % 3]},{'yes' if i % 2 else 'no'},free text number {i} here,"
                      f"2021-01-{i % 28 + 1:02d},{'B' if i % 3 == 0 else 'A'}")
     return ("\n".join(lines) + "\n").encode()
+
+
+def semicolon_csv(rows: int = 30, missing_target_at: tuple[int, ...] = (3,)) -> bytes:
+    """A spreadsheet export from a German Windows: semicolons, decimal commas, dots between thousands, CRLF, cp1252."""
+    lines = ["größe;preis;art"]
+    for i in range(rows):
+        kind = "" if i in missing_target_at else "AB"[i % 2]
+        lines.append(f"{i},5;1.{i:03d},25;{kind}")
+    return ("\r\n".join(lines) + "\r\n").encode("cp1252")
+
+
+def workbook_xlsx() -> bytes:
+    """An Excel workbook whose table is on its second sheet, "Data" (the first, "Notes", is empty)."""
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    book.active.title = "Notes"
+    sheet = book.create_sheet("Data")
+    sheet.append(["x", "y", "label"])
+    for i in range(20):
+        sheet.append([i, i * 0.5, "AB"[i % 2]])
+    buffer = io.BytesIO()
+    book.save(buffer)
+    return buffer.getvalue()
 
 
 def upload(client, data: bytes, filename: str = "people.csv", **form) -> dict:
@@ -46,6 +71,13 @@ def state_of(html: str, name: str) -> dict:
     match = re.search(rf'<script id="{name}" type="application/json">(.*?)</script>', html, re.S)
     assert match, f"the page embeds {name}"
     return json.loads(match.group(1))
+
+
+def facts_of(html: str) -> dict[str, tuple[str, str, str]]:
+    """How the file was read, as the page says it: {key: (label, value, given|detected)}."""
+    found = re.findall(r'<div data-fact="(\w+)"><dt>([^<]+)</dt><dd>([^<]+?)\s*<small class="how"[^>]*>(\w+)</small>',
+                       html)
+    return {key: (label, unescape(value), how) for key, label, value, how in found}
 
 
 def test_uploaded_dataset_page_shows_schema_balance_and_preview(client):
@@ -92,6 +124,67 @@ def test_each_column_shows_the_inputs_the_model_gets_from_it(client):
     assert made["id"] is None and made["label"] is None  # ignored and target columns feed nothing
 
 
+def test_dataset_page_says_how_the_file_was_read_what_was_left_out_and_offers_it_as_uploaded(client):
+    data = semicolon_csv()
+    dataset = upload(client, data, filename="preise.csv", delimiter="semicolon", encoding="cp1252",
+                     missing_target="drop")
+    html = html_of(client, f"/datasets/{dataset['id']}")
+    flat = re.sub(r"\s+", " ", html)
+
+    assert "How the file was read" in html and "<code>preise.csv</code>" in html
+    assert facts_of(html) == {
+        "format": ("Format", "CSV", "detected"),
+        "encoding": ("Encoding", "cp1252", "given"),
+        "delimiter": ("Delimiter", "semicolon (';')", "given"),
+        "quote": ("Quote", """double quote ('"')""", "detected"),
+        "decimal": ("Decimal mark", "comma (',')", "detected"),
+        "thousands": ("Thousands separator", "dot ('.')", "detected"),
+        "line_ending": ("Line endings", "CRLF (Windows)", "detected"),
+    }
+    # one row had no target and was left out: 29 rows remain
+    assert "<dt>Rows</dt><dd>29</dd>" in flat
+    assert '<dd data-field="dropped">1 row without a target value' in flat
+    # each column's numbers as the file wrote them
+    assert "<td>numbers written with decimal comma</td>" in row_of(html, "data-column", "größe")
+    assert ("<td>numbers written with thousands separator dot (&#39;.&#39;), decimal comma</td>"
+            in row_of(html, "data-column", "preis"))
+    assert '<td data-field="type">numeric</td>' in row_of(html, "data-column", "preis")
+    # the file as uploaded, byte for byte, besides the CSV
+    link = re.search(rf'<a class="button" href="(/api/datasets/{dataset["id"]}/file)" download[^>]*>([^<]+)</a>',
+                     html)
+    assert link and link.group(2) == "Download the file as uploaded"
+    with client.get(link.group(1)) as response:
+        assert response.data == data
+
+
+def test_an_excel_upload_names_its_sheet(client):
+    dataset = upload(client, workbook_xlsx(), filename="book.xlsx", sheet="Data")
+    html = html_of(client, f"/datasets/{dataset['id']}")
+
+    # a workbook has no delimiter, encoding or decimal mark to tell
+    assert facts_of(html) == {"format": ("Format", "Excel workbook (.xlsx)", "detected"),
+                              "sheet": ("Sheet", "Data", "given")}
+    assert "Rows left out" not in html
+
+
+def test_a_dataset_stored_before_dialects_were_recorded_still_renders(client, app):
+    dataset = upload(client, people_csv(), name="old-upload")
+    store = app.extensions["livetrain"].store
+    stored = store.get_dataset(dataset["id"])
+    # as a dataset uploaded by an earlier version was stored: no dialect, no dropped rows, no number formats
+    stored.meta["schema"].pop("dialect")
+    stored.meta["schema"].pop("dropped_rows")
+    for column in stored.meta["schema"]["columns"]:
+        column.pop("number_format")
+    store.upsert_dataset(stored)
+    html = html_of(client, f"/datasets/{dataset['id']}")
+
+    assert "<h1 id=\"dataset-title\">old-upload</h1>" in html
+    assert "How the file was read" not in html and "Rows left out" not in html
+    assert 'data-role="target"' in row_of(html, "data-column", "label")
+    assert f'href="/api/datasets/{dataset["id"]}/file"' in html
+
+
 def test_list_shows_builtins_and_an_upload_with_the_forms(client, app):
     dataset = upload(client, people_csv(), filename="crowd.csv")
     html = html_of(client, "/datasets")
@@ -115,6 +208,15 @@ def test_list_shows_builtins_and_an_upload_with_the_forms(client, app):
     state = state_of(html, "datasets-state")
     assert state["max_upload_bytes"] == app.extensions["livetrain"].settings.max_upload_bytes
     assert "at most 2 GiB" in html  # the default limit, 2 GiB since uploads stream to disk
+    # every file format, and the reading options (collapsed, each left to detection unless set)
+    assert 'accept=".csv,.tsv,.tab,.txt,.gz,.xlsx,.parquet,' in html
+    options = html[html.index('<details class="reading-options" id="upload-options">'):html.index("</details>")]
+    for field in ("delimiter", "quote", "decimal", "thousands", "format"):
+        assert re.search(rf'<select id="upload-{field}" name="{field}"[^>]*>\s*<option value="">', options), field
+    for field in ("encoding", "sheet"):
+        assert re.search(rf'<input id="upload-{field}" name="{field}"', options), field
+    assert '<input type="radio" name="missing_target" value="refuse" checked> refuse the file' in options
+    assert 'value="drop"> leave them out' in options
     generators = client.get("/api/datasets/generators").get_json()["generators"]
     for generator in generators:
         assert f'<option value="{generator["key"]}"' in html

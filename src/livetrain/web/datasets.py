@@ -6,6 +6,7 @@ from typing import Any
 
 from flask import render_template
 
+from livetrain.dialect_words import dialect_facts, dropped_text
 from livetrain.web import bp, page_of, svc
 
 DATASETS_PER_PAGE = 20
@@ -39,14 +40,16 @@ def datasets_page():
 
 @bp.get("/datasets/<dataset_id>")
 def dataset_page(dataset_id: str):
-    """One dataset: schema, class balance, missing values, a preview, and who trains on it."""
+    """One dataset: schema, how its file was read, class balance, missing values, a preview, and who trains on it."""
     livetrain = svc()
     detail = livetrain.datasets.detail(dataset_id)
     networks = [livetrain.store.get_network(i) for i in livetrain.store.networks_using(dataset_id)]
     run_page = page_of("runs_page", RUNS_PER_PAGE, livetrain.store.count_runs(dataset_id=dataset_id))
     runs = livetrain.store.list_runs(dataset_id=dataset_id, limit=run_page.size, offset=run_page.offset)
+    schema = detail.get("schema") or {}
     return render_template(
         "dataset.html", dataset={**detail, "kind": source_kind(detail)},
+        dialect=dialect_facts(schema.get("dialect")), dropped=dropped_text(schema.get("dropped_rows")),
         networks=[{"network_id": n.id, "name": n.name, "status": n.status, "architecture": n.architecture}
                   for n in sorted(filter(None, networks), key=lambda n: n.created_at)],
         runs=[r.to_dict() for r in runs], run_page=run_page, default_dataset=livetrain.datasets.default_id(),

@@ -7,7 +7,7 @@ import uuid
 
 from playwright.sync_api import expect
 
-from tests.web.test_dataset_pages import people_csv
+from tests.web.test_dataset_pages import people_csv, semicolon_csv
 
 NO_OVERFLOW = "document.documentElement.scrollWidth <= window.innerWidth"
 
@@ -39,7 +39,8 @@ def test_upload_a_csv_and_land_on_its_page(page, tmp_path, screenshot):
     target = form.locator('select[name="target"]')
     expect(target.locator("option")).to_have_text(["id", "age", "color", "member", "notes", "joined", "label"])
     expect(target).to_have_value("label")
-    expect(page.locator("#upload-target-hint")).to_have_text("7 columns in people.csv; the last one is the default.")
+    expect(page.locator("#upload-target-hint")).to_have_text(
+        "7 columns in people.csv (comma-separated); the last one is the default.")
     screenshot(page, "datasets")
     form.locator('input[name="name"]').fill(name)
     # hold the upload to see the form while it is on its way: button disabled, progress said
@@ -49,7 +50,7 @@ def test_upload_a_csv_and_land_on_its_page(page, tmp_path, screenshot):
     form.locator('button[type="submit"]').click()
     expect(form.locator('button[type="submit"]')).to_be_disabled()
     expect(form.locator('[data-field="status"]')).to_contain_text(
-        re.compile(r"Uploading people\.csv \([\d.]+ KiB\)|the server is reading, typing and splitting people\.csv"))
+        re.compile(r"Upload(ing|ed) people\.csv \([\d.]+ KiB\)"))
     assert len(held) == 1
     held[0].continue_()
 
@@ -64,6 +65,52 @@ def test_upload_a_csv_and_land_on_its_page(page, tmp_path, screenshot):
     expect(page.locator(".preview-table tbody tr")).to_have_count(10)
     expect(page.locator(".preview-table")).to_contain_text("free text number 1 here")
     screenshot(page, "dataset")
+
+
+def test_upload_with_reading_options_shows_the_servers_stages_then_the_dialect(page, tmp_path, page_problems):
+    page_problems.allow("400 POST")
+    csv = tmp_path / "preise.csv"
+    csv.write_bytes(semicolon_csv())  # semicolons, decimal commas, cp1252; one row without a target
+    page.goto("/datasets")
+    expect(page.locator("#connection")).to_have_text("Live")
+    form = page.locator("#upload-form")
+    form.locator('input[name="file"]').set_input_files(str(csv))
+    expect(form.locator('select[name="target"] option')).to_have_text(["größe", "preis", "art"])
+    expect(page.locator("#upload-target-hint")).to_have_text(
+        "3 columns in preise.csv (semicolon-separated); the last one is the default.")
+
+    # refused for the row without a target: the choice that fixes it is shown and marked
+    form.locator('button[type="submit"]').click()
+    expect(form.locator(".form-error")).to_contain_text("The target column 'art' is empty in 1 of 30 rows.")
+    drop = form.get_by_label("leave them out")
+    expect(drop).to_be_focused()
+    expect(drop).to_have_attribute("aria-invalid", "true")
+    drop.check()
+    form.get_by_label("Delimiter").select_option("semicolon")
+    form.get_by_label("Decimal mark").select_option(",")
+    form.get_by_label("Encoding").fill("cp1252")
+
+    # the new dataset's page answers "204 No Content" first, so this page stays to show the stages the server reported
+    dataset_page = re.compile(r"^[^?]*//[^/]+/datasets/[0-9a-f]{12}$")
+    page.route(dataset_page, lambda route: route.fulfill(status=204))
+    with page.expect_request(dataset_page) as opening:
+        form.locator('button[type="submit"]').click()
+    expect(form.locator('[data-field="status"]')).to_have_text("Created preise; opening it…")
+    steps = page.locator("#upload-steps li")
+    expect(steps).to_have_text(["Sending the file", "Reading the file", "Typing, splitting and preprocessing",
+                                "Storing"])
+    for step in steps.all():  # marked by the server's dataset_progress events, up to "done"
+        expect(step).to_have_attribute("data-state", "done")
+    page.unroute(dataset_page)
+    page.goto(opening.value.url)
+
+    dialect = page.locator("#dialect")
+    for key, text in (("delimiter", "semicolon (';') given"), ("decimal", "comma (',') given"),
+                      ("encoding", "cp1252 given"), ("thousands", "dot ('.') detected")):
+        expect(dialect.locator(f'[data-fact="{key}"] dd')).to_have_text(text)
+    expect(page.locator('[data-field="dropped"]')).to_contain_text("1 row without a target value")
+    expect(page.locator('.schema-table tr[data-column="preis"]')).to_contain_text(
+        "numbers written with thousands separator dot ('.'), decimal comma")
 
 
 def test_a_refused_csv_shows_the_servers_message_in_the_form(page, tmp_path, web_server, page_problems):
@@ -99,12 +146,12 @@ def test_the_forms_check_their_fields_before_sending(page, tmp_path):
     sent = posts_to_datasets(page)
     upload = page.locator("#upload-form")
     upload.locator('button[type="submit"]').click()
-    expect(upload.locator(".form-error")).to_have_text("Choose a CSV file to upload.")
+    expect(upload.locator(".form-error")).to_have_text("Choose a file to upload.")
     expect(upload.locator('input[name="file"]')).to_be_focused()
 
     upload.locator('input[name="file"]').set_input_files(str(empty))
     upload.locator('button[type="submit"]').click()
-    expect(upload.locator(".form-error")).to_have_text("empty.csv is empty: a CSV needs a header line and rows.")
+    expect(upload.locator(".form-error")).to_have_text("empty.csv is empty: a table needs a header row and rows.")
 
     generate = page.locator("#generate-form")
     generate.locator('select[name="generator"]').select_option("moons")
