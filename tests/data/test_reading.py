@@ -199,6 +199,13 @@ def test_bad_files_say_what_was_seen(tmp_path, data, code, words):
         assert word in refused.value.message
 
 
+def test_a_column_without_a_name_is_named_as_pandas_names_it(tmp_path):
+    path = tmp_path / "blank.csv"
+    path.write_text("a,,c\n1,2,3\n4,5,6\n", encoding="utf-8")
+    ours, _ = read(path)
+    assert list(ours.columns) == list(pd.read_csv(path).columns) == ["a", "Unnamed: 1", "c"]
+
+
 def test_a_wrong_delimiter_override_names_the_one_the_header_shows(tmp_path):
     path = tmp_path / "semi.csv"
     path.write_text("a;b;c\n1;2;3\n4;5;6,7\n", encoding="utf-8")

@@ -495,6 +495,8 @@ def _checked(frame: pd.DataFrame, max_rows: int | None) -> pd.DataFrame:
     if not names or not any(names):
         raise ValidationError("The file has no columns. Upload a CSV with a header row and data rows.",
                               code="empty_dataset", detail={"rows": 0})
+    # a column without a name gets the one pandas (and earlier versions of livetrain) gave it
+    names = [name or f"Unnamed: {i}" for i, name in enumerate(names)]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
         raise ValidationError(f"The header names {', '.join(repr(d) for d in dupes)} more than once; "
