@@ -25,7 +25,7 @@ import io
 import re
 import zipfile
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -426,8 +426,13 @@ def _formatted_numbers(frame: pd.DataFrame, decimal: str) -> dict[str, dict[str,
         values = pd.unique(column.dropna())
         if len(values) == 0 or not all(isinstance(v, str) for v in values):
             continue
-        patterns = [_number_pattern(v, decimal) for v in values]
-        if any(p is None for p in patterns):
+        patterns = []
+        for value in values:  # most text columns fail on their first value
+            pattern = _number_pattern(value, decimal)
+            if pattern is None:
+                break
+            patterns.append(pattern)
+        if len(patterns) < len(values):
             continue
         seps = {p["thousands"] for p in patterns} - {""}
         percent = {p["percent"] for p in patterns}
@@ -460,15 +465,14 @@ def describe_format(fmt: Mapping[str, Any]) -> str:
 # ---------------------------------------------------------------------------- reading
 
 
-def read_table(path: Path, dialect: Dialect, *, max_rows: int | None = None,
-               progress: Callable[[float], None] | None = None) -> Table:
+def read_table(path: Path, dialect: Dialect, *, max_rows: int | None = None) -> Table:
     """Read the whole file at `path` as `dialect` says; refuse empty, ragged, binary and oversized files."""
     if dialect.format == "parquet":
         frame = _read_parquet(path)
     elif dialect.format == "xlsx":
         frame = _read_xlsx(path, dialect)
     else:
-        frame = _read_csv(path, dialect, progress)
+        frame = _read_csv(path, dialect)
         _check_one_column(frame, dialect)
     frame = _checked(frame, max_rows)
     formats = _formatted_numbers(frame, dialect.decimal)
@@ -579,7 +583,7 @@ def _read_xlsx(path: Path, dialect: Dialect) -> pd.DataFrame:
     return frame
 
 
-def _read_csv(path: Path, dialect: Dialect, progress: Callable[[float], None] | None) -> pd.DataFrame:
+def _read_csv(path: Path, dialect: Dialect) -> pd.DataFrame:
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
@@ -590,8 +594,6 @@ def _read_csv(path: Path, dialect: Dialect, progress: Callable[[float], None] | 
         return "error"
 
     source = pa.input_stream(str(path), compression=dialect.compression)
-    if dialect.line_ending == "\r" and "\r" in (dialect.delimiter or ""):
-        raise ValidationError("unreadable line endings", code="malformed_csv")
     try:
         table = pacsv.read_csv(
             source,
@@ -609,8 +611,6 @@ def _read_csv(path: Path, dialect: Dialect, progress: Callable[[float], None] | 
                               detail={"field": "encoding", "encoding": dialect.encoding}) from None
     finally:
         source.close()
-    if progress is not None:
-        progress(1.0)
     if table.num_rows and _unclosed_quote(path, dialect, table):
         raise ValidationError(f"A quote ({dialect.quote}) opened in the last row is never closed, so the rest of the "
                               "file would be read as one value. Close the quote, or set the upload field 'quote'.",
