@@ -405,6 +405,7 @@ class _Progress:
         self._sent: str | None = None
         self._ended = False
         self._sleep = sleep
+        self._lock = threading.Lock()  # the end is always the last event sent
         if self.upload_id and emitter is not None and spawn is not None:
             spawn(self._watch)
 
@@ -417,17 +418,19 @@ class _Progress:
 
     def _watch(self) -> None:
         while not self._ended:
-            stage = self._stage
-            if stage is not None and stage != self._sent:
-                self._sent = stage
-                self._send(stage)
+            with self._lock:
+                stage = self._stage
+                if not self._ended and stage is not None and stage != self._sent:
+                    self._sent = stage
+                    self._send(stage)
             self._sleep(PROGRESS_INTERVAL)
 
     def end(self, stage: str, message: str | None = None, dataset_id: str | None = None) -> None:
-        self._ended = True
-        if self.upload_id and self.emitter is not None:
-            extra = {"dataset_id": dataset_id} if dataset_id else {"message": message} if message else {}
-            self._send(stage, **extra)
+        with self._lock:
+            self._ended = True
+            if self.upload_id and self.emitter is not None:
+                extra = {"dataset_id": dataset_id} if dataset_id else {"message": message} if message else {}
+                self._send(stage, **extra)
 
 
 def _plain(value: Any) -> Any:
