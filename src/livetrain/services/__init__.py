@@ -120,6 +120,7 @@ class Livetrain:
             "queued": len(self.runner.queued()),
             "warm_workers": self.runner.pool.warm,
             "idle_workers": len(self.runner.pool.idle_pids()),
+            "starting_workers": self.runner.pool.starting,
             "uptime": round(time.time() - self.started_at, 3),
         }
 
