@@ -87,6 +87,7 @@ def measure(env: dict[str, str], rounds: int, batch: int) -> dict[str, Any]:
                            for _ in range(batch)]
             per_round: list[list[float]] = []
             pids: list[list[int]] = []
+            in_server: list[list[float]] = []  # the run's created_at -> started_at, both server times
             for _ in range(rounds + 1):
                 wait_warm(server)
                 runs = start_batch(server, network_ids)
@@ -104,6 +105,7 @@ def measure(env: dict[str, str], rounds: int, batch: int) -> dict[str, Any]:
                     raise RuntimeError(f"a run ended before the batch had begun: {ended}")
                 per_round.append(waits)
                 pids.append([r["worker_pid"] for r in ended])
+                in_server.append([(r["started_at"] - r["created_at"]) * 1000.0 for r in ended])
         finally:
             watcher.close()
     first_round, per_round = per_round[0], per_round[1:]
@@ -111,7 +113,8 @@ def measure(env: dict[str, str], rounds: int, batch: int) -> dict[str, Any]:
     slowest = [max(waits) for waits in per_round]
     return {"warm_workers": status["warm_workers"], "max_concurrent_runs": status["max_concurrent_runs"],
             "start_ms": summary(every), "slowest_of_batch_ms": summary(slowest), "per_round_ms": per_round,
-            "first_round_ms": first_round, "worker_pids": pids}
+            "first_round_ms": first_round, "worker_pids": pids,
+            "created_to_started_ms": summary([ms for waits in in_server[1:] for ms in waits])}
 
 
 def run(rounds: int = 5, batch: int = BATCH) -> dict[str, Any]:
