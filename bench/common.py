@@ -300,6 +300,11 @@ class RunWatcher:
         with self._cond:
             return [p for n, p, _ in self.events if p.get("run_id") == run_id and (name is None or n == name)]
 
+    def received_at(self, run_id: str, name: str) -> float:
+        """UNIX time the first event `name` of the run arrived."""
+        with self._cond:
+            return next(t for n, p, t in self.events if n == name and p.get("run_id") == run_id)
+
     def wait_final(self, run_id: str, timeout: float) -> str:
         """Wait until the run ends; the final event's name."""
         deadline = time.monotonic() + timeout

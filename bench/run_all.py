@@ -1,7 +1,7 @@
 """Run livetrain's benchmarks, print a results table, write bench/results/latest.json.
 
     python -m bench.run_all                 # everything (about 2.5 minutes on 2 cores)
-    python -m bench.run_all --only events   # one benchmark: epoch, status, events, sklearn, pages
+    python -m bench.run_all --only events   # one benchmark: epoch, status, events, sklearn, pages, batch
     python -m bench.run_all --rounds 5      # more rounds of the epoch-time comparison
 
 Run from the repository root with the project installed (`pip install -e .` plus the test
@@ -85,8 +85,15 @@ def run_pages(args) -> dict[str, Any]:
     return page_scale.run(many=args.pages_many, rounds=args.pages_rounds)
 
 
+def run_batch(args) -> dict[str, Any]:
+    """Benchmark 8: each run of a batch started together begins on a warm worker."""
+    from bench import batch_start
+
+    return batch_start.run(rounds=args.batch_rounds)
+
+
 BENCHMARKS = {"epoch": run_epoch, "status": run_status, "events": run_events, "sklearn": run_sklearn,
-              "pages": run_pages}
+              "pages": run_pages, "batch": run_batch}
 
 
 def _fmt(value: float | None, unit: str = "", digits: int = 3) -> str:
@@ -165,6 +172,16 @@ def table(results: dict[str, Any]) -> str:
                          "" if item["met"] is None else "yes" if item["met"] else "NO"))
     elif pages:
         rows.append(("7", "pages with many runs", "error: " + pages["error"].strip().splitlines()[-1][:80], "", "NO"))
+    batch = results.get("batch")
+    if batch and "error" not in batch:
+        old, new = batch["sides"]["warm_workers=1"], batch["sides"]["default"]
+        rows.append(("8", f"start of each of {batch['batch']} runs started together (POST -> training_started)",
+                     f"worst {batch['worst_start_ms']:.0f} ms (p50 {new['start_ms']['median']:.0f}); "
+                     f"slowest of a batch {batch['ratio']:.0f}x sooner than with warm_workers=1 "
+                     f"({new['slowest_of_batch_ms']['median']:.0f} vs {old['slowest_of_batch_ms']['median']:.0f} ms)",
+                     "every run <= 200 ms", "yes" if batch["met"] else "NO"))
+    elif batch:
+        rows.append(("8", "batch start", "error: " + batch["error"].strip().splitlines()[-1][:80], "", "NO"))
     widths = [max(len(str(r[i])) for r in rows) for i in range(5)]
     lines = ["| " + " | ".join(str(c).ljust(w) for c, w in zip(r, widths)) + " |" for r in rows]
     lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
@@ -188,6 +205,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="threads for both sides of the random-forest comparison (a worker's budget)")
     parser.add_argument("--pages-many", type=int, default=10_000, help="runs in the big server's database")
     parser.add_argument("--pages-rounds", type=int, default=15, help="fetches of each page from each server")
+    parser.add_argument("--batch-rounds", type=int, default=5, help="batches started on each side of benchmark 8")
     parser.add_argument("--out", type=Path, default=RESULTS / "latest.json")
     args = parser.parse_args(argv)
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import time
+from pathlib import Path
 
 FINAL = {"completed", "failed", "cancelled", "interrupted"}
 
@@ -73,3 +75,20 @@ def run_in(client, experiment_id: str, **body) -> dict:
     response = client.post(f"/api/experiments/{experiment_id}/runs", json=body)
     assert response.status_code == 202, response.get_json()
     return response.get_json()
+
+
+def worker_processes() -> set[int]:
+    """Pids of this process's live worker processes (zombies left out), read from /proc."""
+    pids = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:  # it exited meanwhile
+            continue
+        state, ppid = stat.rsplit(")", 1)[1].split()[:2]
+        if int(ppid) == os.getpid() and state != "Z" and b"livetrain.jobs.worker" in cmdline:
+            pids.add(int(entry.name))
+    return pids

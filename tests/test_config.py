@@ -37,7 +37,18 @@ def test_environment_variables_are_read_with_their_types(tmp_path):
     assert settings.broadcast_events is False
     assert settings.resolved_database_url == "postgresql+psycopg://u@db/livetrain"
     assert settings.resolved_mnist_dir == Path("/srv/mnist")
-    assert settings.warm_workers == 1
+    assert settings.warm_workers is None and settings.resolved_warm_workers == 3
+
+
+@pytest.mark.parametrize("environ, warm", [
+    ({}, 4),  # unset: as many as can run at once, so a batch started together all start warm
+    ({"LIVETRAIN_WARM_WORKERS": "1"}, 1),  # a memory-constrained host keeps fewer
+    ({"LIVETRAIN_WARM_WORKERS": "0"}, 0),  # or none: a process is started per run
+    ({"LIVETRAIN_WARM_WORKERS": "9"}, 4),  # never more than can ever be used at once
+])
+def test_warm_workers_default_to_max_concurrent_runs(environ, warm):
+    settings = Settings.load({"max_concurrent_runs": 4}, environ=environ)
+    assert settings.resolved_warm_workers == warm
 
 
 @pytest.mark.parametrize("raw, expected", [("1", True), ("yes", True), ("ON", True), ("0", False), ("no", False)])

@@ -27,7 +27,7 @@ class Settings:
     mnist_dir: str = ""  # default: <home>/data/mnist
     async_mode: str = "threading"  # the serve command picks eventlet
     max_concurrent_runs: int = field(default_factory=_cores)
-    warm_workers: int = 1
+    warm_workers: int | None = None  # idle workers kept ready; unset: as many as max_concurrent_runs
     keep_checkpoints: int = 3
     progress_interval: float = 0.25  # seconds between training_progress events of a run
     broadcast_events: bool = True  # old clients expect every training event broadcast
@@ -58,6 +58,14 @@ class Settings:
     def resolved_mnist_dir(self) -> Path:
         """Where the MNIST files are looked for."""
         return Path(self.mnist_dir) if self.mnist_dir else self.data_dir / "mnist"
+
+    @property
+    def resolved_warm_workers(self) -> int:
+        """Idle worker processes kept ready: `warm_workers`, by default as many as runs can run at
+        once, so a batch started together all start warm; never more, since more are never used."""
+        if self.warm_workers is None:
+            return self.max_concurrent_runs
+        return min(self.warm_workers, self.max_concurrent_runs)
 
     @property
     def resolved_database_url(self) -> str:
@@ -97,8 +105,10 @@ class Settings:
                 raise ValueError(f"{name} must be at least 1")
         if self.prepare_in_worker_bytes < 0:
             raise ValueError("prepare_in_worker_bytes must be >= 0")
-        if self.warm_workers < 0 or self.keep_checkpoints < 1:
-            raise ValueError("warm_workers must be >= 0 and keep_checkpoints >= 1")
+        if self.warm_workers is not None and self.warm_workers < 0:
+            raise ValueError("warm_workers must be >= 0 (or unset: as many as max_concurrent_runs)")
+        if self.keep_checkpoints < 1:
+            raise ValueError("keep_checkpoints must be at least 1")
 
     def cors_origin_list(self) -> str | list[str]:
         """`*`, or the configured origins as a list."""
@@ -120,6 +130,7 @@ class Settings:
 
 def _coerce(f: dataclasses.Field, raw: str) -> Any:
     kind = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", "str")
+    kind = kind.removesuffix(" | None")  # an empty variable already means unset
     if kind == "bool":
         return raw.strip().lower() in {"1", "true", "yes", "on"}
     if kind == "int":

@@ -105,7 +105,8 @@ class WorkerPool:
         self._all: set[WorkerHandle] = set()
         self._lock = threading.Lock()
         self._ready = threading.Condition(self._lock)
-        self._starting = 0
+        self._starting = 0  # warm workers being started in the background
+        self._waiting = 0  # acquire() calls waiting for one
         self._closed = False
 
     def _start(self) -> WorkerHandle:
@@ -118,7 +119,7 @@ class WorkerPool:
         return handle
 
     def warm_up(self) -> None:
-        """Start idle workers in the background until `warm` are ready."""
+        """Start idle workers in the background until `warm` are ready or on their way."""
         with self._lock:
             missing = self.warm - len(self._idle) - self._starting
             if self._closed or missing <= 0:
@@ -134,12 +135,34 @@ class WorkerPool:
             log.exception("could not start a warm worker")
             with self._lock:
                 self._starting -= 1
-                self._ready.notify()
+                self._ready.notify_all()
             return
         with self._lock:
             self._starting -= 1
-            self._idle.append(handle)
-            self._ready.notify()
+            # Workers given back while this one started may have filled the pool already: then it
+            # is one too many (the ones that ran a job have their caches; this one has none),
+            # unless a caller waiting for a worker has yet to take one of those.
+            surplus = len(self._idle) >= self.warm + self._waiting
+            if surplus:
+                self._all.discard(handle)
+            else:
+                self._idle.append(handle)
+            # every waiting caller looks again: one takes a worker, the others start their own if
+            # nothing more is on its way (rather than sleep until STARTING_WAIT runs out)
+            self._ready.notify_all()
+        if surplus:
+            handle.close()
+
+    def idle_pids(self) -> list[int]:
+        """Process ids of the idle workers, the next one handed out first."""
+        with self._lock:
+            return [handle.pid for handle in self._idle]
+
+    @property
+    def starting(self) -> int:
+        """How many warm workers are being started right now."""
+        with self._lock:
+            return self._starting
 
     def acquire(self) -> WorkerHandle:
         """An idle live worker (waiting for one that is starting), or a new one; refills the pool."""
@@ -154,8 +177,13 @@ class WorkerPool:
                         self._all.discard(candidate)
                 if handle is not None or self._starting == 0 or self._closed:
                     break
-                # a warm worker is on its way: it will be ready sooner than a new one
-                if not self._ready.wait(timeout=STARTING_WAIT):
+                # a warm worker is on its way (or one is given back): sooner than a new one
+                self._waiting += 1
+                try:
+                    woken = self._ready.wait(timeout=STARTING_WAIT)
+                finally:
+                    self._waiting -= 1
+                if not woken:
                     break
         if handle is None:
             handle = self._start()
@@ -175,6 +203,7 @@ class WorkerPool:
                 surplus.append(handle)
             else:
                 self._idle.appendleft(handle)
+                self._ready.notify_all()  # a caller waiting for a starting worker can have this one now
             while len(self._idle) > self.warm:
                 extra = self._idle.pop()
                 self._all.discard(extra)

@@ -70,7 +70,7 @@ class Livetrain:
                                    datasets=self.datasets, networks=self.networks, runs=self.runs)
         self.runner = LocalRunner(
             max_concurrent=settings.max_concurrent_runs,
-            warm_workers=settings.warm_workers,
+            warm_workers=settings.resolved_warm_workers,
             torch_threads=settings.torch_threads(),
             cancel_grace=settings.cancel_grace,
             worker_nice=settings.worker_nice,
@@ -120,6 +120,9 @@ class Livetrain:
             "max_concurrent_runs": self.settings.max_concurrent_runs,
             "running": len(self.runner.running()),
             "queued": len(self.runner.queued()),
+            "warm_workers": self.runner.pool.warm,
+            "idle_workers": len(self.runner.pool.idle_pids()),
+            "starting_workers": self.runner.pool.starting,
             "uptime": round(time.time() - self.started_at, 3),
         }
 
