@@ -115,6 +115,14 @@ def summary(values: list[float]) -> dict[str, float]:
     }
 
 
+def markdown_table(rows: list[tuple[Any, ...]]) -> str:
+    """Rows (the first is the header) as an aligned Markdown table, as docs/benchmarks.md shows them."""
+    widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
+    lines = ["| " + " | ".join(str(c).ljust(w) for c, w in zip(row, widths)) + " |" for row in rows]
+    lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    return "\n".join(lines)
+
+
 def machine() -> dict[str, Any]:
     """What the numbers were taken on."""
     import torch
