@@ -36,7 +36,7 @@ COLUMN_TYPES = ("numeric", "categorical", "boolean", "datetime", "text")
 IGNORED = "ignored"  # accepted in `types` overrides: leave the column out
 TASKS = ("classification", "regression")
 MISSING_TARGET = ("refuse", "drop")  # what to do with rows whose target is empty
-FIT_ROWS = 250_000  # a bigger training split fits its preprocessing statistics on a seeded sample this size
+FIT_ROWS = 100_000  # a bigger training split fits its preprocessing statistics on a seeded sample this size
 TRANSFORM_ROWS = 100_000  # rows transformed at a time
 
 MIN_ROWS = 10  # fewer rows cannot be split into three non-empty, meaningful parts
@@ -537,8 +537,8 @@ def _category_text(value: Any) -> Any:
 
 def _each_value(column: pd.Series, fn: Any, dtype: Any) -> np.ndarray:
     """`fn` of every value of a column; a column of text is mapped through its distinct values only."""
-    if pd.api.types.is_string_dtype(column) and not pd.api.types.is_object_dtype(column):
-        # a text column (as read from a file): millions of rows, a few thousand distinct values
+    if not pd.api.types.is_object_dtype(column):
+        # a typed column (text, booleans, numbers as read from a file): millions of rows, few distinct values
         codes, uniques = pd.factorize(column, use_na_sentinel=True)
         mapped = np.array([fn(v) for v in uniques] + [fn(None)], dtype=dtype)
         return mapped[codes]  # code -1 (missing) picks the last entry, fn(None)

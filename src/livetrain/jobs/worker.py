@@ -109,9 +109,14 @@ def run_job(channel: Channel, job: dict[str, Any], cancel: threading.Event) -> N
 
 def run_prepare_job(channel: Channel, job: dict[str, Any]) -> None:
     """Prepare an uploaded file into a dataset's files; report each stage, then the result or the refusal."""
+    import pyarrow
+
     from livetrain.data.prepare import prepare_upload
     from livetrain.errors import LivetrainError
 
+    # The worker's thread variables are set for one run's share of the cores, and Arrow's pool
+    # follows OMP_NUM_THREADS; a file is read with every core (no run shares this worker).
+    pyarrow.set_cpu_count(os.cpu_count() or 1)
     try:
         result = prepare_upload(job, lambda stage: channel.send({"type": "stage", "stage": stage}))
     except LivetrainError as exc:  # the user's file: the same 4xx as when the server prepares it
