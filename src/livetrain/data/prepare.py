@@ -13,7 +13,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from livetrain.data.stored import dataset_dir, preprocessing_of, write_dataset_files
+from livetrain.data.stored import (
+    dataset_dir,
+    preprocessing_of,
+    write_dataset_files,
+    write_prepared_files,
+    write_table_file,
+)
 from livetrain.store.artifacts import ArtifactStore
 
 
@@ -26,8 +32,13 @@ def upload_job(*, dataset_id: str, spool_path: str, filename: str, overrides: di
             "missing_target": missing_target, "max_rows": max_rows, "models_dir": models_dir}
 
 
-def prepare_upload(job: dict[str, Any], stage: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
-    """Detect, read, type, split, preprocess and write the files of one upload; its description."""
+def prepare_upload(job: dict[str, Any], stage: Callable[[str], None] = lambda _: None, *,
+                   overlap: bool = False) -> dict[str, Any]:
+    """Detect, read, type, split, preprocess and write the files of one upload; its description.
+
+    `overlap` (in a worker process, never under a green event loop): the table's Parquet file and
+    its content hash are made in two threads while the table is prepared, on the other core.
+    """
     from livetrain.data import reading, tabular
 
     store = ArtifactStore(Path(job["models_dir"]))
@@ -37,13 +48,39 @@ def prepare_upload(job: dict[str, Any], stage: Callable[[str], None] = lambda _:
     table = reading.read_table(path, dialect, max_rows=job["max_rows"])
     stage("preparing")
     options = job["options"]
-    prepared = tabular.prepare_table(table.frame, target=options["target"], types=options["types"],
+
+    def prepare():
+        return tabular.prepare_table(table.frame, target=options["target"], types=options["types"],
                                      task=options["task"], fractions=options["fractions"], seed=options["seed"],
                                      formats=table.formats, missing_target=job["missing_target"])
-    stage("storing")
-    result = store_prepared(store, job["dataset_id"], prepared, table.frame)
+
+    if overlap:
+        result = _prepare_overlapped(store, job["dataset_id"], table.frame, prepare, stage)
+    else:
+        prepared = prepare()
+        stage("storing")
+        result = store_prepared(store, job["dataset_id"], prepared, table.frame)
     result["dialect"] = table.dialect.to_dict()
     return result
+
+
+def _prepare_overlapped(store: ArtifactStore, dataset_id: str, frame, prepare, stage) -> dict[str, Any]:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from livetrain.data import tabular
+
+    try:
+        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="livetrain-prepare") as pool:
+            # pyarrow's Parquet writer and pandas' hashing release the interpreter lock for most of their work
+            table_ref = pool.submit(write_table_file, store, dataset_id, frame)
+            digest = pool.submit(tabular.dataset_hash, frame)
+            prepared = prepare()
+            stage("storing")
+            files = {"table": table_ref.result(), **write_prepared_files(store, dataset_id, prepared)}
+            return {"fields": describe(prepared, digest.result()), "files": files}
+    except BaseException:
+        store.delete(dataset_dir(dataset_id))
+        raise
 
 
 def store_prepared(store: ArtifactStore, dataset_id: str, prepared, frame) -> dict[str, Any]:

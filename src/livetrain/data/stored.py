@@ -36,17 +36,25 @@ UPLOAD_SUFFIX = {("csv", None): ".csv", ("csv", "gzip"): ".csv.gz", ("xlsx", Non
 
 def write_dataset_files(store: ArtifactStore, dataset_id: str, prepared, frame) -> dict[str, Any]:
     """Write the table (Parquet), the split arrays and the fitted pipeline; return their refs for the dataset row."""
+    return {"table": write_table_file(store, dataset_id, frame), **write_prepared_files(store, dataset_id, prepared)}
+
+
+def write_table_file(store: ArtifactStore, dataset_id: str, frame) -> dict[str, Any]:
+    """The table as read, as `table.parquet`; its ref."""
+    ref = store.write(f"{dataset_dir(dataset_id)}/table.parquet", lambda fh: write_table(frame, fh))
+    return {"path": ref.path, "sha256": ref.sha256}
+
+
+def write_prepared_files(store: ArtifactStore, dataset_id: str, prepared) -> dict[str, Any]:
+    """The split arrays (streamed into the file, never a second copy in memory) and the fitted pipeline."""
     import joblib
 
     base = dataset_dir(dataset_id)
-    arrays = io.BytesIO()
-    np.savez(arrays, **{f"{part}_{split}": getattr(prepared, f"{part}_{split}")
-                        for part in ("X", "y") for split in SPLITS})
+    arrays = {f"{part}_{split}": getattr(prepared, f"{part}_{split}") for part in ("X", "y") for split in SPLITS}
     pipeline = io.BytesIO()
     joblib.dump(prepared.pipeline, pipeline)
     refs = {
-        "table": store.write(f"{base}/table.parquet", lambda fh: write_table(frame, fh)),
-        "arrays": store.write_bytes(f"{base}/arrays.npz", arrays.getvalue()),
+        "arrays": store.write(f"{base}/arrays.npz", lambda fh: np.savez(fh, **arrays)),
         "pipeline": store.write_bytes(f"{base}/pipeline.joblib", pipeline.getvalue()),
     }
     return {key: {"path": ref.path, "sha256": ref.sha256} for key, ref in refs.items()}

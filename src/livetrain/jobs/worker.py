@@ -118,7 +118,7 @@ def run_prepare_job(channel: Channel, job: dict[str, Any]) -> None:
     # follows OMP_NUM_THREADS; a file is read with every core (no run shares this worker).
     pyarrow.set_cpu_count(os.cpu_count() or 1)
     try:
-        result = prepare_upload(job, lambda stage: channel.send({"type": "stage", "stage": stage}))
+        result = prepare_upload(job, lambda stage: channel.send({"type": "stage", "stage": stage}), overlap=True)
     except LivetrainError as exc:  # the user's file: the same 4xx as when the server prepares it
         channel.send({"type": "refused", "code": exc.code, "status": exc.status_code, "message": exc.message,
                       "detail": exc.detail})
@@ -266,9 +266,15 @@ def add_factorization_rates(final: dict[str, Any], data, predict) -> None:
 
 def serve(sock: socket.socket) -> None:
     """Serve jobs until the server says exit or goes away."""
-    # Imported up front, before saying ready: that is what makes a warm worker warm.
+    # Imported up front, before saying ready: that is what makes a warm worker warm (for a run,
+    # and for a big upload: the readers and the preparation).
+    import clevercsv  # noqa: F401
+    import pyarrow.csv  # noqa: F401
+    import pyarrow.parquet  # noqa: F401
     import sklearn.model_selection  # noqa: F401  (the built-in datasets' splits)
 
+    import livetrain.data.prepare  # noqa: F401
+    import livetrain.data.reading  # noqa: F401
     import livetrain.data.sources  # noqa: F401
     import livetrain.data.stored  # noqa: F401
     import livetrain.training.estimators  # noqa: F401

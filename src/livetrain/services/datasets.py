@@ -136,7 +136,7 @@ class DatasetService:
         from livetrain.data import reading, tabular
         from livetrain.data.prepare import prepare_upload, upload_job
 
-        run_blocking(spool.finish)  # fsync: a slow system call, not on the event loop
+        spool.finish()
         if spool.size > self.settings.max_upload_bytes:
             raise PayloadTooLarge(f"the file is {spool.size} bytes, over the limit of "
                                   f"{self.settings.max_upload_bytes} (LIVETRAIN_MAX_UPLOAD_BYTES)")
@@ -155,10 +155,11 @@ class DatasetService:
         progress = _Progress(self.emitter, form.get("upload_id"), self.spawn, self.sleep)
         try:
             if self.prepare_in_worker is not None and spool.size >= self.settings.prepare_in_worker_bytes:
-                result = self.prepare_in_worker(job, progress.stage)
+                result = self.prepare_in_worker(job, progress.send_now)
             else:
                 result = run_blocking(prepare_upload, job, progress.stage)
-            result["files"]["upload"] = keep_upload(self.artifacts, dataset_id, spool, result["dialect"])
+            result["files"]["upload"] = run_blocking(keep_upload, self.artifacts, dataset_id, spool,
+                                                     result["dialect"])  # fsync: not on the event loop
             dataset = self._record(dataset_id, name, f"uploaded file {filename}", options["description"], result,
                                    {"origin": "upload", "filename": filename, "dialect": result["dialect"]})
         except BaseException as exc:
@@ -410,7 +411,15 @@ class _Progress:
             spawn(self._watch)
 
     def stage(self, name: str) -> None:
+        """Record the stage (from any thread); the watcher sends it."""
         self._stage = name
+
+    def send_now(self, name: str) -> None:
+        """Record and send the stage at once (from the event loop: a worker's report)."""
+        with self._lock:
+            self._stage = self._sent = name
+            if self.upload_id and self.emitter is not None and not self._ended:
+                self._send(name)
 
     def _send(self, stage: str, **extra: Any) -> None:
         self.emitter.resource("dataset_progress", {"upload_id": self.upload_id, "stage": stage, **extra,

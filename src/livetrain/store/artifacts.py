@@ -83,7 +83,7 @@ class ArtifactStore:
         """Move a finished spool file to `relpath` (a rename: no copy), keeping the hash it was written with."""
         target = self.resolve(relpath)
         target.parent.mkdir(parents=True, exist_ok=True)
-        spool.finish()
+        spool.sync()
         os.replace(spool.path, target)
         return ArtifactRef(relpath, spool.sha256, spool.size)
 
@@ -165,12 +165,20 @@ class Spool:
         return written
 
     def finish(self) -> None:
-        """Flush to disk and fix the hash; the file is complete."""
+        """Close the file (readable by others from here on) and fix the hash; not yet on disk for sure."""
         if not self._fh.closed:
-            self._fh.flush()
-            os.fsync(self._fh.fileno())
             self._fh.close()
         self.sha256 = self.sha256 or self._digest.hexdigest()
+
+    def sync(self) -> None:
+        """Make sure the bytes are on disk. After the file has been read and prepared the kernel has
+        usually written it back already, so syncing then costs little."""
+        self.finish()
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
     def discard(self) -> None:
         """Close and remove the file, if it is still here."""
@@ -227,6 +235,13 @@ class _HashingWriter:
 
     def close(self) -> None:
         """Nothing: the store closes the file underneath once the writer returns."""
+
+    def read(self, *_args) -> bytes:
+        """Never: write-only (numpy's savez takes a file object by its having `read`)."""
+        raise io.UnsupportedOperation("the artifact writer is write-only")
+
+    def readable(self) -> bool:
+        return False
 
     def writable(self) -> bool:
         return True
