@@ -164,8 +164,9 @@ class WorkerPool:
         with self._lock:
             return self._starting
 
-    def acquire(self) -> WorkerHandle:
-        """An idle live worker (waiting for one that is starting), or a new one; refills the pool."""
+    def acquire(self, refill: bool = True) -> WorkerHandle:
+        """An idle live worker (waiting for one that is starting), or a new one; refills the pool unless
+        `refill` is False (the caller calls `warm_up` when its job is done)."""
         handle = None
         with self._lock:
             while handle is None:
@@ -187,7 +188,8 @@ class WorkerPool:
                     break
         if handle is None:
             handle = self._start()
-        self.warm_up()
+        if refill:
+            self.warm_up()
         return handle
 
     def release(self, handle: WorkerHandle) -> None:

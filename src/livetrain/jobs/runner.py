@@ -57,8 +57,9 @@ class LocalRunner:
 
     def prepare_dataset(self, job: dict[str, Any], stage: Callable[[str], None]) -> dict[str, Any]:
         """Prepare an upload (`livetrain.data.prepare.prepare_upload`) in a worker process, passing its stages
-        to `stage`; the worker exits afterwards, so the memory a big table took goes with it."""
-        handle = self.pool.acquire()
+        to `stage`; the worker exits afterwards, so the memory a big table took goes with it. Its
+        replacement starts after it, not beside it: starting a worker takes a core for seconds."""
+        handle = self.pool.acquire(refill=False)
         try:
             handle.send({"type": "prepare", "job": job})
             while True:
@@ -79,6 +80,7 @@ class LocalRunner:
                                  code="worker_lost", status=503) from None
         finally:
             self.pool.discard(handle)
+            self.pool.warm_up()
 
     def warm_up(self) -> None:
         """Start the warm workers now rather than at the first run."""
