@@ -117,15 +117,6 @@ class DatasetService:
         return load_arrays(info, self.settings.resolved_mnist_dir, self.artifacts)
 
     # -- creating -------------------------------------------------------------
-    def create_from_csv(self, data: bytes, filename: str | None, form: dict[str, Any]) -> Dataset:
-        """Like `create_from_upload`, for a file's bytes already in memory."""
-        spool = self.artifacts.spool()
-        try:
-            spool.write(data)
-            return self.create_from_upload(spool, filename, form)
-        finally:
-            spool.discard()
-
     def create_from_upload(self, spool: Spool, filename: str | None, form: dict[str, Any]) -> Dataset:
         """Read, type, split and preprocess an uploaded file (CSV of any dialect, TSV, gzip, .xlsx, .parquet)
         received into `spool`; store it (or nothing, on any error).
@@ -333,7 +324,9 @@ class DatasetService:
     def original_file(self, dataset_id: str) -> tuple[str, Path]:
         """(file name, path) of the file as it was uploaded, checked against its SHA-256."""
         dataset = self.get(dataset_id)
-        ref = dataset.files.get("upload") or dataset.files.get("csv")
+        ref = dataset.files.get("upload")
+        if ref is None and dataset.meta.get("origin") == "upload":  # stored before uploads were kept as sent
+            ref = dataset.files.get("csv")
         if ref is None:
             raise NotFound(f"dataset {dataset.id} was not uploaded from a file; GET /api/datasets/{dataset.id}/csv "
                            "gives its rows", code="no_file")
