@@ -154,6 +154,14 @@ def test_european_thousands_and_decimal_comma(tmp_path):
     assert to_number("2.000,5", table.formats["Umsatz"]) == 2000.5
 
 
+def test_a_thousands_override_is_the_only_separator_taken(tmp_path):
+    path = tmp_path / "codes.csv"
+    path.write_text('code,price\n"1,234",1.5\n"2,345",2.5\n', encoding="utf-8")
+    assert read(path)[0]["code"].tolist() == [1234, 2345]
+    frame, dialect = read(path, thousands="none")
+    assert frame["code"].tolist() == ["1,234", "2,345"] and dialect["thousands"] == ""
+
+
 def test_a_column_written_two_ways_stays_text(tmp_path):
     path = tmp_path / "mixed.csv"
     path.write_text('a,b\n"1,000",x\n5%,y\n', encoding="utf-8")

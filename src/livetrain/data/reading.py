@@ -414,8 +414,11 @@ def to_number(value: Any, fmt: Mapping[str, Any] | None) -> float:
         return float("nan")
 
 
-def _formatted_numbers(frame: pd.DataFrame, decimal: str) -> dict[str, dict[str, Any]]:
-    """Turn text columns whose every value is a number written one way into numbers; say which."""
+def _formatted_numbers(frame: pd.DataFrame, decimal: str, thousands: str | None = None) -> dict[str, dict[str, Any]]:
+    """Turn text columns whose every value is a number written one way into numbers; say which.
+
+    `thousands`, when the uploader gave it, is the only separator taken ("" for none).
+    """
     formats: dict[str, dict[str, Any]] = {}
     for name in frame.columns:
         column = frame[name]
@@ -439,6 +442,8 @@ def _formatted_numbers(frame: pd.DataFrame, decimal: str) -> dict[str, dict[str,
         currency = {p["currency"] for p in patterns}
         if len(seps) > 1 or len(percent) > 1 or len(currency - {""}) > 1:
             continue  # written in more than one way: leave it for the user to decide
+        if thousands is not None and seps - {thousands}:
+            continue  # a separator other than the one the uploader named
         fmt = {"decimal": decimal, "thousands": seps.pop() if seps else "", "percent": percent.pop(),
                "currency": (currency - {""}).pop() if currency - {""} else ""}
         lookup = {v: to_number(v, fmt) for v in values}
@@ -475,7 +480,8 @@ def read_table(path: Path, dialect: Dialect, *, max_rows: int | None = None) -> 
         frame = _read_csv(path, dialect)
         _check_one_column(frame, dialect)
     frame = _checked(frame, max_rows)
-    formats = _formatted_numbers(frame, dialect.decimal)
+    thousands = dialect.thousands if "thousands" in dialect.given else None
+    formats = _formatted_numbers(frame, dialect.decimal, thousands)
     return Table(frame=frame, dialect=dialect, formats=formats)
 
 
