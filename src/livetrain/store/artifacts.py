@@ -150,16 +150,17 @@ class Spool:
     def __init__(self, path: Path, fh: BinaryIO, on_write: Callable[[], None] | None = None) -> None:
         self.path = path
         self._fh = fh
-        self._digest = hashlib.sha256()
+        self._hashing = _HashingWriter(fh)  # the same hashing every artifact write does
         self._on_write = on_write
-        self.size = 0
         self.sha256 = ""
 
+    @property
+    def size(self) -> int:
+        """Bytes received so far."""
+        return self._hashing.size
+
     def write(self, data) -> int:
-        view = memoryview(data).cast("B")
-        self._digest.update(view)
-        self.size += len(view)
-        written = self._fh.write(view)
+        written = self._hashing.write(data)
         if self._on_write is not None:
             self._on_write()
         return written
@@ -168,7 +169,7 @@ class Spool:
         """Close the file (readable by others from here on) and fix the hash; not yet on disk for sure."""
         if not self._fh.closed:
             self._fh.close()
-        self.sha256 = self.sha256 or self._digest.hexdigest()
+        self.sha256 = self.sha256 or self._hashing.digest.hexdigest()
 
     def sync(self) -> None:
         """Make sure the bytes are on disk. After the file has been read and prepared the kernel has
