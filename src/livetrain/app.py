@@ -17,7 +17,8 @@ from livetrain.errors import LivetrainError
 
 log = logging.getLogger(__name__)
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+PACKAGE_DIR = Path(__file__).resolve().parent
+PROJECT_ROOT = PACKAGE_DIR.parents[1]
 HTTP_CODES = {
     400: "bad_request",
     404: "not_found",
@@ -44,6 +45,12 @@ def _flatten(prefix: str, messages, out: list[str]) -> None:
         out.append(f"{prefix}: {text}" if prefix else text)
     else:
         out.append(f"{prefix}: {messages}" if prefix else str(messages))
+
+
+def _asset_folder(name: str) -> str:
+    """Where `templates` or `static` is: in the package if installed from a wheel, else at the checkout's top."""
+    packaged = PACKAGE_DIR / name  # setup.py copies them there when it builds a wheel
+    return str(packaged if packaged.is_dir() else PROJECT_ROOT / name)
 
 
 UPLOAD_OVERHEAD = 64 * 1024  # multipart boundaries and form fields around an uploaded file
@@ -88,8 +95,8 @@ def create_app(config: dict[str, Any] | None = None, *, async_mode: str | None =
         version=__version__,
         spec_path="/api/openapi.json",
         docs_path="/api/docs",
-        template_folder=str(PROJECT_ROOT / "templates"),
-        static_folder=str(PROJECT_ROOT / "static"),
+        template_folder=_asset_folder("templates"),
+        static_folder=_asset_folder("static"),
     )
     app.config.update(
         SECRET_KEY=settings.secret_key or "livetrain-dev",
