@@ -1,6 +1,11 @@
 # livetrain: one container on the embedded default (SQLite + files under /var/lib/livetrain).
 #   docker build -t livetrain .
 #   docker run -p 8000:8000 -v livetrain-home:/var/lib/livetrain livetrain
+# A worker of the scale-out mode (docker-compose.yml's `scale` profile) is this image with another
+# command; it has no HTTP port, so the health check below does not apply to it:
+#   docker run --no-healthcheck -v SHARED:/var/lib/livetrain -e LIVETRAIN_DATABASE_URL=postgresql+psycopg://... \
+#     livetrain livetrain worker --broker redis://REDIS:6379/0 --message-queue redis://REDIS:6379/1 \
+#     --concurrency 1 --queues default --device cpu
 # MNIST is optional: mount its files at /var/lib/livetrain/data/mnist (or set LIVETRAIN_MNIST_DIR).
 FROM python:3.11-slim
 
@@ -19,13 +24,11 @@ WORKDIR /app
 COPY requirements.txt ./
 RUN pip install --extra-index-url https://download.pytorch.org/whl/cpu -r requirements.txt
 
-# The app finds templates/ and static/ next to src/ (the repository layout), so the package
-# is installed in editable mode from /app rather than copied into site-packages.
 COPY pyproject.toml README.md ./
 COPY src ./src
 COPY templates ./templates
 COPY static ./static
-RUN pip install --no-deps -e .
+RUN pip install --no-deps .
 
 RUN useradd --system --uid 10001 --user-group --home-dir /var/lib/livetrain --shell /usr/sbin/nologin livetrain \
     && mkdir -p /var/lib/livetrain \
