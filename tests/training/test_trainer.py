@@ -73,7 +73,7 @@ def run(body, dataset="digits", *, callbacks=None, mnist_dir=None, **train_body)
 
 
 def weights(model) -> list[np.ndarray]:
-    return [v.detach().numpy().copy() for v in model.state_dict().values()]
+    return [v.detach().cpu().numpy().copy() for v in model.state_dict().values()]
 
 
 # -- learning ----------------------------------------------------------------------------
