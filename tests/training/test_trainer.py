@@ -54,7 +54,7 @@ class Recorder:
         return self.stop_when(self)
 
     def checkpoint(self, index: int = -1) -> dict[str, Any]:
-        return torch.load(io.BytesIO(self.checkpoints[index]), weights_only=True)
+        return torch.load(io.BytesIO(self.checkpoints[index]), map_location="cpu", weights_only=True)
 
 
 def setup(body: dict[str, Any], dataset: str = "digits", mnist_dir=None, **train_body):
