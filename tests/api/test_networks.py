@@ -163,7 +163,7 @@ def test_weights_download_loads_with_weights_only(client, trained):
     model = client.get(f"/api/runs/{run['run_id']}/model")
     assert model.headers["X-Checksum-SHA256"] == digest and model.data == response.data
 
-    saved = torch.load(io.BytesIO(response.data), weights_only=True)
+    saved = torch.load(io.BytesIO(response.data), map_location="cpu", weights_only=True)
     assert saved["architecture"]["layer_sizes"] == [64, 30, 10]
     assert saved["dataset_id"] == "digits"
     assert {k: tuple(v.shape) for k, v in saved["state_dict"].items()} == {

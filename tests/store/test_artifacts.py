@@ -47,7 +47,7 @@ def test_torch_save_through_the_hashing_writer(store):
     state = {"model": {"w": torch.arange(6.0).reshape(2, 3)}, "epoch": 3}
     ref = store.write("ckpt.pt", lambda fh: torch.save(state, fh))
     assert ref.sha256 == sha256_file(store.root / "ckpt.pt")
-    loaded = torch.load(store.open_verified("ckpt.pt", ref.sha256), weights_only=True)
+    loaded = torch.load(store.open_verified("ckpt.pt", ref.sha256), map_location="cpu", weights_only=True)
     assert loaded["epoch"] == 3
     assert torch.equal(loaded["model"]["w"], state["model"]["w"])
 

@@ -54,7 +54,7 @@ class Recorder:
         return self.stop_when(self)
 
     def checkpoint(self, index: int = -1) -> dict[str, Any]:
-        return torch.load(io.BytesIO(self.checkpoints[index]), weights_only=True)
+        return torch.load(io.BytesIO(self.checkpoints[index]), map_location="cpu", weights_only=True)
 
 
 def setup(body: dict[str, Any], dataset: str = "digits", mnist_dir=None, **train_body):
@@ -73,7 +73,7 @@ def run(body, dataset="digits", *, callbacks=None, mnist_dir=None, **train_body)
 
 
 def weights(model) -> list[np.ndarray]:
-    return [v.detach().numpy().copy() for v in model.state_dict().values()]
+    return [v.detach().cpu().numpy().copy() for v in model.state_dict().values()]
 
 
 # -- learning ----------------------------------------------------------------------------

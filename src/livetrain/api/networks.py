@@ -105,7 +105,7 @@ def _weights_response(network_id: str, version: int | None) -> Response:
 @bp.get("/<network_id>/weights")
 @bp.doc(responses={200: {"description": "torch file: state_dict + architecture"}})
 def download_latest_weights(network_id: str):
-    """Download the latest version's weights (torch.load(..., weights_only=True) reads them)."""
+    """Download the latest version's weights (torch.load(..., map_location="cpu", weights_only=True) reads them)."""
     return _weights_response(network_id, None)
 
 

@@ -153,8 +153,9 @@ class NetworkService:
             model = build_model(spec, dataset.input_shape, dataset.task, dataset.n_classes,
                                 max_parameters=self.settings.max_parameters,
                                 n_outputs=int(dataset.meta.get("n_outputs", 1)))
+            # the server predicts on the CPU; weights a GPU worker saved still name their device
             state = torch.load(self.artifacts.open_verified(version.weights_path, version.weights_sha256),
-                               weights_only=True)
+                               map_location="cpu", weights_only=True)
             model.load_state_dict(state["state_dict"])
             model.eval()
             return model

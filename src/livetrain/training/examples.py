@@ -57,4 +57,4 @@ def _output_weights(model: nn.Sequential, n_outputs: int) -> np.ndarray | None:
     linears = [m for m in model if isinstance(m, nn.Linear)]
     if not linears or linears[-1].out_features != n_outputs:
         return None
-    return linears[-1].weight.detach().numpy()
+    return linears[-1].weight.detach().cpu().numpy()  # the model may live on a GPU

@@ -4,11 +4,13 @@
   ran), as vectorized mini-batch backprop in NumPy on the torch parameters' own memory.
   Small networks at small mini-batches are bound by per-step overhead, and NumPy's is
   several times lower than autograd's (docs/benchmarks.md has the numbers).
-- `TorchEngine`: any layer-spec network, autograd, foreach optimizers, pre-shuffled slices.
+- `TorchEngine`: any layer-spec network, autograd, foreach optimizers, pre-shuffled slices, on
+  the device it is given (CPU by default, a GPU when the worker has one).
 
 Both report through `TrainerCallbacks`; nothing here knows about servers or sockets. After
 each epoch the engine scores the dataset's validation split, or its test split when it has
 none (the built-ins: the original server's clients read `accuracy` as held-out accuracy).
+Whatever the device, outputs come back as CPU NumPy arrays and checkpoints hold CPU tensors.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from scipy.special import expit
 from torch import nn
 
 from livetrain.data.sources import DatasetArrays
+from livetrain.training.device import CPU, to_cpu
 from livetrain.training.model import check_embedding_inputs, input_shape_for
 from livetrain.training.spec import HyperParams, NetworkSpec
 
@@ -77,9 +80,14 @@ def batch_bounds(n: int, batch_size: int) -> list[tuple[int, int]]:
 
 
 class Engine:
-    """One way of running epochs; subclasses implement the step and the forward pass."""
+    """One way of running epochs; subclasses implement the step and the forward pass.
+
+    `device` is where the model trains, for the caller to report; an engine that is not given
+    one trains on the CPU.
+    """
 
     def __init__(self, model: nn.Sequential, spec: NetworkSpec, hp: HyperParams, data: DatasetArrays) -> None:
+        self.device = CPU
         self.model = model
         self.spec = spec
         self.hp = hp
@@ -150,10 +158,14 @@ class Engine:
 
 
 class NielsenEngine(Engine):
-    """Sigmoid network, quadratic cost, plain SGD: Nielsen's `network.py`, vectorized per mini-batch."""
+    """Sigmoid network, quadratic cost, plain SGD: Nielsen's `network.py`, vectorized per mini-batch.
+
+    Always on the CPU: the arithmetic is NumPy's. A model handed over on another device is moved back.
+    """
 
     def __init__(self, model, spec, hp, data) -> None:
         super().__init__(model, spec, hp, data)
+        model.to(CPU)
         linears = [m for m in model if isinstance(m, nn.Linear)]
         # .numpy() shares memory: updating these arrays updates the torch model in place.
         self.weights = [m.weight.detach().numpy() for m in linears]
@@ -204,15 +216,25 @@ class NielsenEngine(Engine):
 
 
 class TorchEngine(Engine):
-    """Autograd training of any layer-spec network."""
+    """Autograd training of any layer-spec network on `device` (the CPU when None).
 
-    def __init__(self, model, spec, hp, data, optimizer_state: dict[str, Any] | None = None) -> None:
+    The model (moved in place), the training inputs and their targets go to the device once;
+    each mini-batch is a slice of them there.
+    """
+
+    def __init__(self, model, spec, hp, data, optimizer_state: dict[str, Any] | None = None,
+                 device: torch.device | str | None = None) -> None:
         super().__init__(model, spec, hp, data)
         for name in self.splits:  # before any training: an Embedding can only look up small whole numbers
             check_embedding_inputs(model, self.split(name)[0], f"the {name} split")
         self.shape = input_shape_for(spec, data.info.input_shape)
-        self.X = torch.from_numpy(data.X_train).reshape(-1, *self.shape)
-        self.y = torch.from_numpy(data.y_train)
+        # before the optimizer is built: its state, and any loaded into it, follows the parameters' device
+        target = CPU if device is None else torch.device(device)
+        model.to(target)
+        self.X = torch.from_numpy(data.X_train).reshape(-1, *self.shape).to(target)
+        self.device = self.X.device  # as torch names it: an index-less "cuda" is "cuda:0" here
+        self.y = torch.from_numpy(data.y_train).to(self.device)
+        self.targets = self._target(self.y)
         params = [p for p in model.parameters() if p.requires_grad]
         if hp.optimizer == "sgd":
             self.optimizer = torch.optim.SGD(params, lr=hp.learning_rate, momentum=hp.momentum,
@@ -221,7 +243,7 @@ class TorchEngine(Engine):
             self.optimizer = torch.optim.Adam(params, lr=hp.learning_rate, weight_decay=hp.weight_decay, foreach=True)
         else:
             self.optimizer = torch.optim.AdamW(params, lr=hp.learning_rate, weight_decay=hp.weight_decay, foreach=True)
-        if optimizer_state:
+        if optimizer_state:  # saved on any device: load_state_dict moves it to the parameters'
             self.optimizer.load_state_dict(optimizer_state)
         if spec.loss == "cross_entropy":
             self.criterion = nn.CrossEntropyLoss()
@@ -238,8 +260,9 @@ class TorchEngine(Engine):
     def run_epoch(self, epoch: int, on_batch) -> float:
         generator = torch.Generator().manual_seed(self.hp.seed * 1_000_003 + epoch)
         torch.manual_seed(self.hp.seed * 1_000_003 + epoch)  # dropout masks
-        order = torch.randperm(len(self.X), generator=generator)
-        X, y = self.X[order], self._target(self.y[order])
+        # drawn on the CPU whatever the device, so a seed gives the same order everywhere
+        order = torch.randperm(len(self.X), generator=generator).to(self.device)
+        X, y = self.X[order], self.targets[order]
         self.model.train()
         loss_sum = 0.0
         bounds = batch_bounds(len(X), self.hp.batch_size)
@@ -258,24 +281,30 @@ class TorchEngine(Engine):
     def outputs(self, X: np.ndarray) -> np.ndarray:
         self.model.eval()
         tensor = torch.from_numpy(np.ascontiguousarray(X)).reshape(-1, *self.shape)
-        out = torch.cat([self.model(tensor[k:k + 2048]) for k in range(0, len(tensor), 2048)])
+        out = torch.cat([self.model(tensor[k:k + 2048].to(self.device)) for k in range(0, len(tensor), 2048)])
         self.model.train()
-        return out.numpy()
+        return out.cpu().numpy()
 
     @torch.no_grad()
     def loss(self, outputs: np.ndarray, y: np.ndarray) -> float:
+        # on the CPU: outputs have come back as NumPy already, and the criterion has no parameters
         return float(self.criterion(torch.from_numpy(outputs), self._target(torch.from_numpy(y))))
 
     def optimizer_state(self) -> dict[str, Any]:
-        return self.optimizer.state_dict()
+        return to_cpu(self.optimizer.state_dict())
 
 
 def make_engine(model, spec: NetworkSpec, hp: HyperParams, data: DatasetArrays,
-                optimizer_state: dict[str, Any] | None = None) -> Engine:
-    """The fastest engine that trains `spec` exactly."""
+                optimizer_state: dict[str, Any] | None = None,
+                device: torch.device | str | None = None) -> Engine:
+    """The fastest engine that trains `spec` exactly, a layer-spec network on `device` (default CPU).
+
+    A `layer_sizes` network trains in NumPy on the CPU whatever `device` says; the engine's
+    `.device` is the one actually used.
+    """
     if spec.kind == "layer_sizes":
         return NielsenEngine(model, spec, hp, data)
-    return TorchEngine(model, spec, hp, data, optimizer_state)
+    return TorchEngine(model, spec, hp, data, optimizer_state, device)
 
 
 def train(
@@ -290,7 +319,10 @@ def train(
     progress_interval: float = 0.25,
     engine: Engine | None = None,
 ) -> TrainOutcome:
-    """Train `hp.epochs` epochs after `start_epoch`, reporting through `callbacks`."""
+    """Train `hp.epochs` epochs after `start_epoch`, reporting through `callbacks`.
+
+    Without an `engine` it trains on the CPU; for a GPU pass one from `make_engine(..., device=...)`.
+    """
     engine = engine or make_engine(model, spec, hp, data, optimizer_state)
     end_epoch = start_epoch + hp.epochs
     last: EpochResult | None = None
@@ -328,7 +360,7 @@ def train(
         last = EpochResult(epoch, end_epoch, train_loss, val_loss, accuracy, correct,
                            len(engine.split(engine.eval_split)[1]), elapsed, eval_time, extra, engine.eval_split)
         checkpoint = {
-            "model": model.state_dict(),
+            "model": to_cpu(model.state_dict()),  # loadable where there is no GPU
             "optimizer": engine.optimizer_state(),
             "epoch": epoch,
             "spec": spec.to_dict(),
