@@ -1,16 +1,116 @@
-"""The Socket.IO side: rooms, subscriptions, and the one emitter every event goes through.
+"""The Socket.IO side: event names, the payload builders of a run's events, rooms, subscriptions,
+and the one emitter every event goes through.
 
-Event names and payloads are described in docs/events.md.
+Every side builds a run's events here: a server node, and a Celery worker that reports its own runs
+(`livetrain.services.reporting`). Names and payloads are described in docs/events.md.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from livetrain.jobs.protocol import Epoch, Progress, Started, Step
+    from livetrain.store.entities import Run
 
 from flask import request
 from flask_socketio import SocketIO, join_room, leave_room
 
 ROOM_KEYS = ("run_id", "network_id", "experiment_id")
+
+# a run's events, in the order a run goes through them
+RUN_CREATED = "run_created"
+TRAINING_STARTED = "training_started"
+TRAINING_PROGRESS = "training_progress"
+TRAINING_UPDATE = "training_update"
+TRAINING_COMPLETE = "training_complete"
+TRAINING_ERROR = "training_error"
+TRAINING_CANCELLED = "training_cancelled"
+TRAINING_INTERRUPTED = "training_interrupted"
+# every run event but progress is stored, so a client can catch up with `after_seq`
+STORED_EVENTS = {RUN_CREATED, TRAINING_STARTED, TRAINING_UPDATE, TRAINING_COMPLETE, TRAINING_ERROR,
+                 TRAINING_CANCELLED, TRAINING_INTERRUPTED}
+# resource events: every client hears them
+NETWORK_CREATED, NETWORK_DELETED = "network_created", "network_deleted"
+DATASET_CREATED, DATASET_DELETED, DATASET_PROGRESS = "dataset_created", "dataset_deleted", "dataset_progress"
+EXPERIMENT_CREATED, EXPERIMENT_DELETED = "experiment_created", "experiment_deleted"
+SERVER_INFO = "server_info"
+
+
+def run_ids(run: Run) -> dict[str, Any]:
+    """The ids every event of a run starts with (`job_id`: the original server's name for it)."""
+    return {"run_id": run.id, "job_id": run.id, "network_id": run.network_id,
+            "experiment_id": run.experiment_id, "algorithm": run.algorithm}
+
+
+def progress_percent(run: Run, done_epochs: float) -> float:
+    """How far a run is, 0-100, counting only its own epochs (a resumed run starts at 0)."""
+    span = max(1, run.total_epochs - run.start_epoch)
+    return round(100.0 * (done_epochs - run.start_epoch) / span, 2)
+
+
+def run_created(run: Run) -> dict[str, Any]:
+    """A run was queued."""
+    return {"status": run.status, "total_epochs": run.total_epochs, "start_epoch": run.start_epoch,
+            "dataset_id": run.dataset_id, "resumed_from": run.resumed_from, "rerun_of": run.rerun_of,
+            "params": run.params, "seed": run.seed, "queue": run.queue}
+
+
+def training_started(run: Run, msg: Started, worker: str | None) -> dict[str, Any]:
+    """A worker loaded the run's data and model."""
+    return {"status": "training", "epochs": run.total_epochs - run.start_epoch, "start_epoch": run.start_epoch,
+            "total_epochs": run.total_epochs, "dataset_id": run.dataset_id, "params": run.params,
+            "n_train": msg.n_train, "n_val": msg.n_val, "n_test": msg.n_test, "device": msg.device,
+            "worker": worker}
+
+
+def training_progress(run: Run, msg: Progress) -> dict[str, Any]:
+    """A mini-batch boundary inside an epoch."""
+    fraction = msg.batch / max(1, msg.batches)
+    return {"epoch": msg.epoch, "total_epochs": run.total_epochs, "batch": msg.batch, "batches": msg.batches,
+            "train_loss": msg.train_loss, "progress": progress_percent(run, msg.epoch - 1 + fraction)}
+
+
+def epoch_update(run: Run, msg: Epoch) -> dict[str, Any]:
+    """`training_update` of a network's epoch."""
+    return {"epoch": msg.epoch, "total_epochs": msg.total_epochs, "accuracy": msg.accuracy, "correct": msg.correct,
+            "total": msg.total, "elapsed_time": msg.elapsed_time, "eval_time": msg.eval_time,
+            "train_loss": msg.train_loss, "val_loss": msg.val_loss, "progress": progress_percent(run, msg.epoch),
+            **msg.extra, "held_out_split": msg.held_out_split}
+
+
+def step_update(run: Run, msg: Step) -> dict[str, Any]:
+    """`training_update` of a scikit-learn run's step (`run.total_epochs` already its step count)."""
+    scores = msg.held_out
+    accuracy = scores.get("accuracy")
+    return {"epoch": msg.step, "total_epochs": msg.total_steps, "step": msg.step, "size": msg.size,
+            "size_label": msg.size_label, "accuracy": accuracy,
+            "correct": round(accuracy * scores["n"]) if accuracy is not None else None, "total": scores.get("n"),
+            "elapsed_time": msg.elapsed_time, "eval_time": msg.eval_time, "train_loss": msg.loss,
+            "val_loss": scores.get("log_loss", scores.get("rmse")), "progress": progress_percent(run, msg.step),
+            "held_out_split": msg.held_out_split, "metrics": {"train": msg.train, msg.held_out_split: scores}}
+
+
+def training_complete(run: Run, final: dict[str, Any], **fields: Any) -> dict[str, Any]:
+    """The run trained to the end (`fields`: a network's losses and version, or a scikit-learn run's
+    importances and warnings)."""
+    return {"status": "completed", **fields, "progress": 100, "total_epochs": run.total_epochs, "metrics": final}
+
+
+def training_error(error: str) -> dict[str, Any]:
+    """The run failed."""
+    return {"status": "failed", "error": error}
+
+
+def training_cancelled(run: Run) -> dict[str, Any]:
+    """The run stopped on request; its last whole epoch's checkpoint stays."""
+    return {"status": "cancelled", "epochs_done": run.epochs_done, "checkpoint_epoch": run.checkpoint_epoch,
+            "total_epochs": run.total_epochs}
+
+
+def training_interrupted(run: Run, error: str) -> dict[str, Any]:
+    """What ran the run went away; it can be resumed from its checkpoint."""
+    return {"status": "interrupted", "error": error, "checkpoint_epoch": run.checkpoint_epoch}
 
 
 def room_name(key: str, value: str) -> str:
@@ -43,7 +143,7 @@ def register_handlers(socketio: SocketIO, services) -> None:
 
     @socketio.on("connect")
     def on_connect(auth=None):
-        socketio.emit("server_info", services.server_info(), to=request.sid)
+        socketio.emit(SERVER_INFO, services.server_info(), to=request.sid)
 
     @socketio.on("subscribe")
     def on_subscribe(data=None):

@@ -12,7 +12,7 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
-from livetrain.jobs.protocol import ChannelClosed, recv_message, send_message
+from livetrain.jobs.protocol import ChannelClosed, Exit, Ready, Wire, decode, recv_message, send_message
 
 log = logging.getLogger(__name__)
 PACKAGE_PARENT = str(Path(__file__).resolve().parents[2])
@@ -48,19 +48,20 @@ class WorkerHandle:
         except ChannelClosed:
             handle.kill()
             raise RuntimeError(f"worker process exited at start (exit code {process.poll()})") from None
-        if hello.get("type") != "ready":
+        if not isinstance(hello, Ready):
             handle.kill()
             raise RuntimeError(f"worker said {hello!r} instead of ready")
         return handle
 
-    def send(self, message: dict[str, Any]) -> None:
-        """Send a command."""
-        send_message(self.sock, message)
+    def send(self, message: Wire) -> None:
+        """Send a command or a job."""
+        send_message(self.sock, message.to_wire())
 
-    def recv(self) -> dict[str, Any]:
-        """Wait for the next report; `ChannelClosed` when the process is gone."""
+    def recv(self) -> Any:
+        """Wait for the next report (a `livetrain.jobs.protocol` message); `ChannelClosed` when the
+        process is gone or says something this side cannot read."""
         try:
-            return recv_message(self.sock)
+            return decode(recv_message(self.sock))
         except (OSError, ValueError):
             raise ChannelClosed() from None
 
@@ -86,7 +87,7 @@ class WorkerHandle:
     def close(self) -> None:
         """Ask the process to exit, killing it if it does not."""
         try:
-            self.send({"type": "exit"})
+            self.send(Exit())
             self.process.wait(timeout=3)
         except (OSError, subprocess.TimeoutExpired):
             pass

@@ -1,7 +1,9 @@
-"""`LocalRunner`: runs jobs in worker processes, at most N at a time, the rest in a FIFO queue.
+"""`LocalRunner`: runs jobs in worker processes of this server, at most N at a time, the rest in a
+FIFO queue.
 
 Each running job has an orchestration task (a green thread under eventlet) that reads the
 worker's reports and hands them to `on_message`; it never computes. The worker does.
+`drive_job` is that task's loop, shared with the Celery worker (`livetrain.jobs.celery`).
 """
 
 from __future__ import annotations
@@ -15,10 +17,40 @@ from typing import Any
 
 from livetrain.errors import LivetrainError
 from livetrain.jobs.pool import WorkerHandle, WorkerPool
-from livetrain.jobs.protocol import ChannelClosed
+from livetrain.jobs.protocol import (
+    ENDINGS,
+    Cancel,
+    Cancelled,
+    ChannelClosed,
+    Failed,
+    Prepared,
+    PrepareJob,
+    Refused,
+    RunJob,
+    RunReport,
+    StageReached,
+)
 
 log = logging.getLogger(__name__)
-TERMINAL = {"completed", "failed", "cancelled"}
+
+
+def drive_job(handle: WorkerHandle, job: RunJob, on_message: Callable[[RunReport], None]) -> None:
+    """Send `job` to a worker process and hand each report to `on_message` until the run ends.
+    Raises `ChannelClosed` if the process dies first."""
+    handle.send(job)
+    while True:
+        message = handle.recv()
+        on_message(message)
+        if isinstance(message, ENDINGS):
+            return
+
+
+def send_cancel(handle: WorkerHandle) -> None:
+    """Ask a worker process to stop its run (it may already be gone)."""
+    try:
+        handle.send(Cancel())
+    except OSError:
+        pass
 
 
 @dataclass
@@ -42,7 +74,8 @@ class LocalRunner:
         worker_nice: int = 0,
         spawn: Callable[..., Any],
         sleep: Callable[[float], None],
-        on_message: Callable[[str, dict[str, Any]], None],
+        on_message: Callable[[str, RunReport], None],
+        worker_name: str = "local",
     ) -> None:
         self.max_concurrent = max_concurrent
         self.cancel_grace = cancel_grace
@@ -50,7 +83,8 @@ class LocalRunner:
         self._sleep = sleep
         self._on_message = on_message
         self.pool = WorkerPool(warm=warm_workers, threads=torch_threads, spawn=spawn, nice=worker_nice)
-        self._queue: deque[tuple[str, dict[str, Any]]] = deque()
+        self.worker_name = worker_name
+        self._queue: deque[tuple[str, RunJob]] = deque()
         self._running: dict[str, _Active] = {}
         self._lock = threading.Lock()
         self._closing = False
@@ -61,19 +95,19 @@ class LocalRunner:
         replacement starts after it, not beside it: starting a worker takes a core for seconds."""
         handle = self.pool.acquire(refill=False)
         try:
-            handle.send({"type": "prepare", "job": job})
+            handle.send(PrepareJob(job))
             while True:
                 message = handle.recv()
-                if message["type"] == "stage":
-                    stage(message["stage"])
-                elif message["type"] == "prepared":
-                    return message["result"]
-                elif message["type"] == "refused":
-                    raise LivetrainError(message["message"], code=message["code"], status=message["status"],
-                                         detail=message["detail"])
-                elif message["type"] == "failed":
-                    raise RuntimeError(f"preparing the dataset failed in its worker: {message['error']}\n"
-                                       f"{message.get('traceback', '')}")
+                if isinstance(message, StageReached):
+                    stage(message.stage)
+                elif isinstance(message, Prepared):
+                    return message.result
+                elif isinstance(message, Refused):
+                    raise LivetrainError(message.message, code=message.code, status=message.status,
+                                         detail=message.detail)
+                elif isinstance(message, Failed):
+                    raise RuntimeError(f"preparing the dataset failed in its worker: {message.error}\n"
+                                       f"{message.traceback}")
         except ChannelClosed:
             raise LivetrainError(f"the worker process preparing the file stopped (exit code {handle.exit_code()}); "
                                  "it may have run out of memory. Try a smaller file or a machine with more memory.",
@@ -86,8 +120,8 @@ class LocalRunner:
         """Start the warm workers now rather than at the first run."""
         self.pool.warm_up()
 
-    def submit(self, run_id: str, job: dict[str, Any]) -> None:
-        """Queue a job; it starts as soon as a slot is free."""
+    def submit(self, run_id: str, job: RunJob, queue: str | None = None) -> None:
+        """Queue a job; it starts as soon as a slot is free (this runner has one queue: `queue` is None)."""
         with self._lock:
             self._queue.append((run_id, job))
         self._pump()
@@ -115,17 +149,20 @@ class LocalRunner:
             if active is not None:
                 active.cancel_requested = True
         if item is not None:
-            self._on_message(run_id, {"type": "cancelled", "epochs_done": 0})
+            self._on_message(run_id, Cancelled(0))
             return True
         if active is None:
             return False
         if active.handle is not None:
-            try:
-                active.handle.send({"type": "cancel"})
-            except OSError:
-                pass
+            send_cancel(active.handle)
             self._spawn(self._enforce_cancel, run_id, active.handle)
         return True
+
+    def workers(self) -> list[dict[str, Any]]:
+        """This server's worker processes, as one worker of `max_concurrent` slots."""
+        return [{"name": self.worker_name, "kind": "local", "queues": [], "device": "cpu",
+                 "concurrency": self.max_concurrent, "runs": self.running(),
+                 "idle_processes": len(self.pool.idle_pids())}]
 
     def _enforce_cancel(self, run_id: str, handle: WorkerHandle) -> None:
         self._sleep(self.cancel_grace)
@@ -145,7 +182,7 @@ class LocalRunner:
         for run_id, job in starting:
             self._spawn(self._execute, run_id, job)
 
-    def _execute(self, run_id: str, job: dict[str, Any]) -> None:
+    def _execute(self, run_id: str, job: RunJob) -> None:
         active = self._running[run_id]
         handle: WorkerHandle | None = None
         try:
@@ -154,14 +191,9 @@ class LocalRunner:
             if active.cancel_requested:
                 self.pool.release(handle)
                 handle = None
-                self._on_message(run_id, {"type": "cancelled", "epochs_done": 0})
+                self._on_message(run_id, Cancelled(0))
                 return
-            handle.send({"type": "run", "job": job})
-            while True:
-                message = handle.recv()
-                self._on_message(run_id, message)
-                if message["type"] in TERMINAL:
-                    break
+            drive_job(handle, job, lambda message: self._on_message(run_id, message))
             # the run has ended: a pending cancel timer must not kill this worker while it exits
             active.handle = None
             self.pool.release(handle)
@@ -171,14 +203,13 @@ class LocalRunner:
                 return
             code = handle.exit_code() if handle else None
             if active.cancel_requested:
-                self._on_message(run_id, {"type": "cancelled", "epochs_done": None})
+                self._on_message(run_id, Cancelled(None))
             else:
-                self._on_message(run_id, {"type": "failed",
-                                          "error": f"the worker process died (exit code {code})"})
+                self._on_message(run_id, Failed(f"the worker process died (exit code {code})"))
         except Exception as exc:  # every job ends: record why, keep serving
             log.exception("run %s failed in the runner", run_id)
             if not self._closing:
-                self._on_message(run_id, {"type": "failed", "error": f"{type(exc).__name__}: {exc}"})
+                self._on_message(run_id, Failed(f"{type(exc).__name__}: {exc}"))
         finally:
             if handle is not None:
                 self.pool.discard(handle)

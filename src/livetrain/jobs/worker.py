@@ -19,7 +19,30 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from livetrain.jobs.protocol import ChannelClosed, recv_message, send_message
+from livetrain.jobs.protocol import (
+    Cancel,
+    Cancelled,
+    ChannelClosed,
+    Completed,
+    Epoch,
+    Exit,
+    Failed,
+    NetworkJob,
+    Prepared,
+    PrepareJob,
+    Progress,
+    Ready,
+    Refused,
+    RunJob,
+    SklearnJob,
+    StageReached,
+    Started,
+    Step,
+    Wire,
+    decode,
+    recv_message,
+    send_message,
+)
 
 
 class Channel:
@@ -29,17 +52,18 @@ class Channel:
         self.sock = sock
         self._lock = threading.Lock()
 
-    def send(self, message: dict[str, Any]) -> None:
+    def send(self, message: Wire) -> None:
         with self._lock:
-            send_message(self.sock, message)
+            send_message(self.sock, message.to_wire())
 
 
 class JobCallbacks:
     """Turns trainer callbacks into checkpoint files and messages to the server."""
 
-    def __init__(self, channel: Channel, job: dict[str, Any], cancel: threading.Event, store) -> None:
+    def __init__(self, channel: Channel, job: NetworkJob, cancel: threading.Event, store, held_out_split: str) -> None:
         self.channel = channel
         self.job = job
+        self.held_out_split = held_out_split
         self.cancel = cancel
         self.store = store
         self.checkpoints: list[str] = []
@@ -48,34 +72,32 @@ class JobCallbacks:
         return self.cancel.is_set()
 
     def on_progress(self, epoch: int, batch: int, n_batches: int, train_loss: float) -> None:
-        self.channel.send({"type": "progress", "epoch": epoch, "batch": batch, "batches": n_batches,
-                           "train_loss": _finite(train_loss)})
+        self.channel.send(Progress(epoch=epoch, batch=batch, batches=n_batches, train_loss=_finite(train_loss)))
 
     def on_epoch_end(self, result, checkpoint: dict[str, Any]) -> None:
         import torch
 
         buffer = io.BytesIO()
         torch.save(checkpoint, buffer)
-        relpath = f"{self.job['artifact_dir']}/checkpoint-{result.epoch:05d}.pt"
+        relpath = f"{self.job.artifact_dir}/checkpoint-{result.epoch:05d}.pt"
         ref = self.store.write_bytes(relpath, buffer.getvalue())
         self.checkpoints.append(relpath)
-        while len(self.checkpoints) > self.job["keep_checkpoints"]:
+        while len(self.checkpoints) > self.job.keep_checkpoints:
             self.store.delete(self.checkpoints.pop(0))
-        self.channel.send({
-            "type": "epoch",
-            "held_out_split": self.job.get("held_out_split", "test"),
-            "epoch": result.epoch,
-            "total_epochs": result.total_epochs,
-            "train_loss": _finite(result.train_loss),
-            "val_loss": _finite(result.val_loss),
-            "accuracy": result.accuracy,
-            "correct": result.correct,
-            "total": result.total,
-            "elapsed_time": result.elapsed_time,
-            "eval_time": result.eval_time,
-            "extra": {k: _finite(v) for k, v in result.extra.items()},
-            "checkpoint": {"path": ref.path, "sha256": ref.sha256, "epoch": result.epoch},
-        })
+        self.channel.send(Epoch(
+            held_out_split=self.held_out_split,
+            epoch=result.epoch,
+            total_epochs=result.total_epochs,
+            train_loss=_finite(result.train_loss),
+            val_loss=_finite(result.val_loss),
+            accuracy=result.accuracy,
+            correct=result.correct,
+            total=result.total,
+            elapsed_time=result.elapsed_time,
+            eval_time=result.eval_time,
+            extra={k: _finite(v) for k, v in result.extra.items()},
+            checkpoint={"path": ref.path, "sha256": ref.sha256, "epoch": result.epoch},
+        ))
 
 
 def _finite(value: float | None) -> float | None:
@@ -88,26 +110,26 @@ def load_verified_torch(store, ref: dict[str, Any]) -> dict[str, Any]:
     """A torch file from the artifact store, after its SHA-256 check, tensors only."""
     import torch
 
-    return torch.load(store.open_verified(ref["path"], ref["sha256"]), weights_only=True)
+    return torch.load(store.open_verified(ref["path"], ref["sha256"]), map_location="cpu", weights_only=True)
 
 
-def load_job_data(job: dict[str, Any], store):
+def load_job_data(job: RunJob, store):
     """The arrays of the job's dataset: a built-in by id, a stored one from its checksummed files."""
     from livetrain.data.stored import load_arrays
     from livetrain.store.entities import Dataset
 
-    return load_arrays(Dataset(**job["dataset"]), job["mnist_dir"], store)
+    return load_arrays(Dataset(**job.dataset), job.mnist_dir, store)
 
 
-def run_job(channel: Channel, job: dict[str, Any], cancel: threading.Event) -> None:
+def run_job(channel: Channel, job: RunJob, cancel: threading.Event) -> None:
     """Train one job and report how it ended."""
-    if job.get("kind") == "sklearn":
+    if isinstance(job, SklearnJob):
         run_sklearn_job(channel, job, cancel)
     else:
         run_network_job(channel, job, cancel)
 
 
-def run_prepare_job(channel: Channel, job: dict[str, Any]) -> None:
+def run_prepare_job(channel: Channel, job: PrepareJob) -> None:
     """Prepare an uploaded file into a dataset's files; report each stage, then the result or the refusal."""
     import pyarrow
 
@@ -118,12 +140,11 @@ def run_prepare_job(channel: Channel, job: dict[str, Any]) -> None:
     # follows OMP_NUM_THREADS; a file is read with every core (no run shares this worker).
     pyarrow.set_cpu_count(os.cpu_count() or 1)
     try:
-        result = prepare_upload(job, lambda stage: channel.send({"type": "stage", "stage": stage}), overlap=True)
+        result = prepare_upload(job.spec, lambda stage: channel.send(StageReached(stage)), overlap=True)
     except LivetrainError as exc:  # the user's file: the same 4xx as when the server prepares it
-        channel.send({"type": "refused", "code": exc.code, "status": exc.status_code, "message": exc.message,
-                      "detail": exc.detail})
+        channel.send(Refused(code=exc.code, status=exc.status_code, message=exc.message, detail=exc.detail))
         return
-    channel.send({"type": "prepared", "result": result})
+    channel.send(Prepared(result))
 
 
 class StepReporter:
@@ -137,15 +158,14 @@ class StepReporter:
         return self.cancel.is_set()
 
     def on_step(self, result) -> None:
-        self.channel.send({
-            "type": "step", "step": result.step, "total_steps": result.total_steps, "size": result.size,
-            "size_label": result.size_label, "train": result.train, result.held_out_split: result.val,
-            "held_out_split": result.held_out_split, "loss": _finite(result.loss),
-            "elapsed_time": result.elapsed_time, "eval_time": result.eval_time,
-        })
+        self.channel.send(Step(
+            step=result.step, total_steps=result.total_steps, size=result.size, size_label=result.size_label,
+            train=result.train, held_out=result.val, held_out_split=result.held_out_split,
+            loss=_finite(result.loss), elapsed_time=result.elapsed_time, eval_time=result.eval_time,
+        ))
 
 
-def run_sklearn_job(channel: Channel, job: dict[str, Any], cancel: threading.Event) -> None:
+def run_sklearn_job(channel: Channel, job: SklearnJob, cancel: threading.Event) -> None:
     """Train a scikit-learn algorithm in live steps; write its model with joblib; report the final metrics."""
     import joblib
     import torch
@@ -153,80 +173,78 @@ def run_sklearn_job(channel: Channel, job: dict[str, Any], cancel: threading.Eve
     from livetrain.store.artifacts import ArtifactStore
     from livetrain.training.estimators import train_estimator
 
-    torch.set_num_threads(job["torch_threads"])
-    store = ArtifactStore(Path(job["models_dir"]))
+    torch.set_num_threads(job.torch_threads)
+    store = ArtifactStore(Path(job.models_dir))
     data = load_job_data(job, store)
-    channel.send({"type": "started", "pid": os.getpid(), "start_epoch": 0, "total_epochs": job["steps"],
-                  "n_train": len(data.X_train), "n_val": len(data.X_val) if data.has_val else 0,
-                  "n_test": len(data.X_test)})
-    outcome = train_estimator(job["algorithm"], job["task"], job["params"], job["seed"], data,
-                              StepReporter(channel, cancel), steps=job["steps"], n_jobs=job["torch_threads"])
+    channel.send(Started(pid=os.getpid(), start_epoch=0, total_epochs=job.steps, n_train=len(data.X_train),
+                         n_val=len(data.X_val) if data.has_val else 0, n_test=len(data.X_test), device="cpu"))
+    outcome = train_estimator(job.algorithm, job.task, job.params, job.seed, data,
+                              StepReporter(channel, cancel), steps=job.steps, n_jobs=job.torch_threads)
     if outcome.stopped:
-        channel.send({"type": "cancelled", "epochs_done": outcome.steps_done})
+        channel.send(Cancelled(outcome.steps_done))
         return
     if data.info.meta.get("kind") == "factorization":
         add_factorization_rates(outcome.final, data, outcome.model.predict)
     buffer = io.BytesIO()
     joblib.dump(outcome.model, buffer)
-    model = store.write_bytes(f"{job['artifact_dir']}/model.joblib", buffer.getvalue())
-    channel.send({"type": "completed", "steps_done": outcome.steps_done, "final": outcome.final,
-                  "importances": outcome.feature_importances, "warnings": outcome.warnings,
-                  "model": {"path": model.path, "sha256": model.sha256}})
+    model = store.write_bytes(f"{job.artifact_dir}/model.joblib", buffer.getvalue())
+    channel.send(Completed(final=outcome.final, epochs_done=outcome.steps_done, importances=outcome.feature_importances,
+                           warnings=outcome.warnings, model={"path": model.path, "sha256": model.sha256}))
 
 
-def run_network_job(channel: Channel, job: dict[str, Any], cancel: threading.Event) -> None:
+def run_network_job(channel: Channel, job: NetworkJob, cancel: threading.Event) -> None:
     """Train a torch network, checkpointing every epoch; report the final metrics on every split."""
     import torch
 
     from livetrain.store.artifacts import ArtifactStore
+    from livetrain.training.device import describe, resolve_device, to_cpu
     from livetrain.training.examples import collect_examples
     from livetrain.training.model import build_model
     from livetrain.training.spec import HyperParams, NetworkSpec
     from livetrain.training.trainer import make_engine, train
 
-    torch.set_num_threads(job["torch_threads"])
-    store = ArtifactStore(Path(job["models_dir"]))
+    torch.set_num_threads(job.torch_threads)
+    store = ArtifactStore(Path(job.models_dir))
     data = load_job_data(job, store)
-    job["held_out_split"] = "val" if data.has_val else "test"
-    spec = NetworkSpec.from_dict(job["spec"])
-    hp = HyperParams.from_dict(job["hyperparams"])
+    spec = NetworkSpec.from_dict(job.spec)
+    hp = HyperParams.from_dict(job.hyperparams)
     model = build_model(spec, data.info.input_shape, data.info.task, data.info.n_classes,
-                        max_parameters=job["max_parameters"], n_outputs=data.n_outputs)
+                        max_parameters=job.max_parameters, n_outputs=data.n_outputs)
     start_epoch, optimizer_state = 0, None
-    if job.get("init"):
-        state = load_verified_torch(store, job["init"])
+    if job.init:
+        state = load_verified_torch(store, job.init)
         model.load_state_dict(state["model"])
         start_epoch = int(state.get("epoch", 0))
         optimizer_state = state.get("optimizer") or None
         if optimizer_state and hp.optimizer != state.get("hyperparams", {}).get("optimizer"):
             optimizer_state = None  # a different optimizer starts with fresh state
-    engine = make_engine(model, spec, hp, data, optimizer_state)
-    channel.send({"type": "started", "pid": os.getpid(), "start_epoch": start_epoch,
-                  "total_epochs": start_epoch + hp.epochs, "n_train": len(data.X_train),
-                  "n_val": len(data.X_val) if data.has_val else 0, "n_test": len(data.X_test)})
-    callbacks = JobCallbacks(channel, job, cancel, store)
+    engine = make_engine(model, spec, hp, data, optimizer_state, device=resolve_device(job.device))
+    channel.send(Started(pid=os.getpid(), start_epoch=start_epoch, total_epochs=start_epoch + hp.epochs,
+                         n_train=len(data.X_train), n_val=len(data.X_val) if data.has_val else 0,
+                         n_test=len(data.X_test), device=describe(engine.device)))
+    callbacks = JobCallbacks(channel, job, cancel, store, "val" if data.has_val else "test")
     outcome = train(model, spec, hp, data, callbacks, start_epoch=start_epoch,
-                    progress_interval=job["progress_interval"], engine=engine)
+                    progress_interval=job.progress_interval, engine=engine)
     if outcome.stopped:
-        channel.send({"type": "cancelled", "epochs_done": outcome.epochs_done})
+        channel.send(Cancelled(outcome.epochs_done))
         return
     buffer = io.BytesIO()
-    torch.save({"state_dict": model.state_dict(), "architecture": spec.to_dict(),
-                "dataset_id": job["dataset_id"]}, buffer)
-    weights = store.write_bytes(f"{job['artifact_dir']}/weights.pt", buffer.getvalue())
-    examples = store.write_bytes(f"{job['artifact_dir']}/examples.json",
+    # CPU tensors: the downloaded weights load on any machine, GPU or not
+    torch.save({"state_dict": to_cpu(model.state_dict()), "architecture": spec.to_dict(),
+                "dataset_id": job.dataset_id}, buffer)
+    weights = store.write_bytes(f"{job.artifact_dir}/weights.pt", buffer.getvalue())
+    examples = store.write_bytes(f"{job.artifact_dir}/examples.json",
                                  json.dumps(collect_examples(engine, model, data)).encode())
     last = outcome.last
-    channel.send({
-        "type": "completed",
-        "final": network_final_metrics(engine, spec, data),
-        "epochs_done": outcome.epochs_done,
-        "accuracy": last.accuracy if last else None,
-        "val_loss": _finite(last.val_loss) if last else None,
-        "train_loss": _finite(last.train_loss) if last else None,
-        "weights": {"path": weights.path, "sha256": weights.sha256},
-        "examples": {"path": examples.path, "sha256": examples.sha256},
-    })
+    channel.send(Completed(
+        final=network_final_metrics(engine, spec, data),
+        epochs_done=outcome.epochs_done,
+        accuracy=last.accuracy if last else None,
+        val_loss=_finite(last.val_loss) if last else None,
+        train_loss=_finite(last.train_loss) if last else None,
+        weights={"path": weights.path, "sha256": weights.sha256},
+        examples={"path": examples.path, "sha256": examples.sha256},
+    ))
 
 
 def network_final_metrics(engine, spec, data) -> dict[str, Any]:
@@ -288,24 +306,24 @@ def serve(sock: socket.socket) -> None:
     def read_commands() -> None:
         try:
             while True:
-                message = recv_message(sock)
-                if message["type"] == "run":
+                command = decode(recv_message(sock))
+                if isinstance(command, RunJob):
                     cancel.clear()
-                    jobs.put(message["job"])
-                elif message["type"] == "prepare":
-                    jobs.put({"kind": "prepare", **message["job"]})
-                elif message["type"] == "cancel":
+                    jobs.put(command)
+                elif isinstance(command, PrepareJob):
+                    jobs.put(command)
+                elif isinstance(command, Cancel):
                     cancel.set()
-                elif message["type"] == "exit":
+                elif isinstance(command, Exit):
                     break
-        except (ChannelClosed, OSError):
+        except (ChannelClosed, OSError, ValueError):
             pass
         cancel.set()
         jobs.put(None)
 
     threading.Thread(target=read_commands, name="livetrain-worker-commands", daemon=True).start()
     try:
-        channel.send({"type": "ready", "pid": os.getpid(), "at": time.time()})
+        channel.send(Ready(pid=os.getpid(), at=time.time()))
     except OSError:  # the server closed before this worker was ready: nothing to serve
         return
     while True:
@@ -313,7 +331,7 @@ def serve(sock: socket.socket) -> None:
         if job is None:
             return
         try:
-            if job.get("kind") == "prepare":
+            if isinstance(job, PrepareJob):
                 run_prepare_job(channel, job)
             else:
                 run_job(channel, job, cancel)
@@ -321,8 +339,7 @@ def serve(sock: socket.socket) -> None:
             return
         except Exception as exc:  # every job ends: the server records why it failed
             try:
-                channel.send({"type": "failed", "error": f"{type(exc).__name__}: {exc}",
-                              "traceback": traceback.format_exc()})
+                channel.send(Failed(f"{type(exc).__name__}: {exc}", traceback.format_exc()))
             except OSError:
                 return
 
