@@ -167,3 +167,28 @@ def test_following_says_each_drop_and_each_return_but_not_the_first_connect(stat
     assert ["lost" if "lost" in line else "reconnected" for line in lines] == said, lines
     assert all(line.startswith(("connection to the server lost", "reconnected; caught up on run 0123456789ab"))
                for line in lines)
+
+
+def test_a_worker_takes_the_scale_out_options():
+    args = build_parser().parse_args(["worker", "--broker", "redis://r:6379/0", "--message-queue", "redis://r:6379/1",
+                                      "--concurrency", "2", "--queues", "gpu,default", "--device", "auto"])
+    assert (args.broker, args.message_queue, args.concurrency, args.queues, args.device) == (
+        "redis://r:6379/0", "redis://r:6379/1", 2, "gpu,default", "auto")
+    serve = build_parser().parse_args(["serve", "--runner", "celery", "--broker", "redis://r/0",
+                                       "--message-queue", "redis://r/1"])
+    assert (serve.runner, serve.broker, serve.message_queue) == ("celery", "redis://r/0", "redis://r/1")
+
+
+@pytest.mark.parametrize(("argv", "says"), [
+    (["worker", "--message-queue", "redis://127.0.0.1:6379/0"], "a worker needs --broker"),
+    (["worker", "--broker", "redis://127.0.0.1:6379/0"], "a worker needs --message-queue"),
+    (["worker", "--broker", "redis://127.0.0.1:6379/0", "--message-queue", "redis://127.0.0.1:6379/0",
+      "--device", "cuda"], "torch sees no CUDA device"),
+])
+def test_a_worker_that_cannot_work_exits_2_saying_why(capsys, monkeypatch, tmp_path, argv, says):
+    from livetrain.cli import main
+
+    for name in ("LIVETRAIN_BROKER_URL", "LIVETRAIN_MESSAGE_QUEUE", "LIVETRAIN_DATABASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    assert main([*argv, "--home", str(tmp_path)]) == 2
+    assert says in capsys.readouterr().err

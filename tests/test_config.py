@@ -91,3 +91,22 @@ def test_settings_that_cannot_work_are_refused_by_name(overrides, problem):
 def test_a_malformed_number_in_the_environment_is_refused():
     with pytest.raises(ValueError):
         Settings.load(environ={"LIVETRAIN_MAX_EPOCHS": "lots"})
+
+
+@pytest.mark.parametrize(("overrides", "message"), [
+    ({"runner": "celery"}, "runner celery needs a broker"),
+    ({"runner": "kubernetes"}, "runner must be local or celery"),
+    ({"message_queue": "kafka://somewhere"}, "message_queue must be a redis:// URL"),
+    ({"broker_url": "http://x"}, "broker_url must be a redis://"),
+])
+def test_scale_out_settings_that_cannot_work_are_refused(tmp_path, overrides, message):
+    with pytest.raises(ValueError, match=message):
+        Settings.load({"home": tmp_path, **overrides}, environ={})
+
+
+def test_urls_shown_in_settings_hide_their_passwords(tmp_path):
+    shown = Settings.load({"home": tmp_path, "runner": "celery", "broker_url": "redis://:s3cret@redis:6379/0",
+                           "database_url": "postgresql+psycopg://lt:pw@db/lt"}, environ={}).as_dict()
+    assert shown["broker_url"] == "redis://:***@redis:6379/0"
+    assert shown["database_url"] == "postgresql+psycopg://lt:***@db/lt"
+    assert "s3cret" not in str(shown) and "pw@" not in str(shown)

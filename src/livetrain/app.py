@@ -170,7 +170,9 @@ def create_app(config: dict[str, Any] | None = None, *, async_mode: str | None =
     origins = settings.cors_origin_list()
     cors.init_app(app, resources={r"/api/*": {"origins": origins}})
     socketio = new_socketio()
-    socketio.init_app(app, async_mode=mode, cors_allowed_origins=origins)
+    queue = {"message_queue": settings.message_queue, "channel": settings.message_queue_channel} \
+        if settings.message_queue else {}
+    socketio.init_app(app, async_mode=mode, cors_allowed_origins=origins, **queue)
     emitter = events.Emitter(socketio, settings.broadcast_events)
     container = Livetrain(settings, emitter, spawn=socketio.start_background_task,
                           sleep=socketio.sleep, async_mode=mode)

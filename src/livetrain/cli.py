@@ -69,8 +69,39 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--async-mode", choices=["eventlet", "threading", "gevent"],
                        default=os.environ.get("LIVETRAIN_ASYNC_MODE") or "eventlet")
     serve.add_argument("--log-level", default=os.environ.get("LIVETRAIN_LOG_LEVEL", "INFO"))
+    scale = serve.add_argument_group("scale-out", "several server nodes and Celery workers (docs/architecture.md)")
+    scale.add_argument("--runner", choices=["local", "celery"], default=os.environ.get("LIVETRAIN_RUNNER") or "local",
+                       help="local: this server's worker processes (default); celery: Celery workers on any machine")
+    scale.add_argument("--broker", metavar="URL", default=os.environ.get("LIVETRAIN_BROKER_URL") or "",
+                       help="the Celery broker, e.g. redis://HOST:6379/0 (with --runner celery)")
+    _message_queue_option(scale)
+    worker = sub.add_parser("worker", help="run a Celery worker that trains runs sent by the server nodes",
+                            description="A Celery worker: takes runs from the broker's queues, trains each in a warm "
+                                        "worker process, writes the database and emits every event through the "
+                                        "message queue. Needs LIVETRAIN_DATABASE_URL (the servers' PostgreSQL) and "
+                                        "--home on the artifact directory the servers use.")
+    worker.add_argument("--broker", metavar="URL", default=os.environ.get("LIVETRAIN_BROKER_URL") or "",
+                        help="the Celery broker, e.g. redis://HOST:6379/0 (required)")
+    _message_queue_option(worker)
+    worker.add_argument("--home", default=os.environ.get("LIVETRAIN_HOME") or os.getcwd(),
+                        help="the shared folder with models/ and data/ (default: the current folder)")
+    worker.add_argument("--concurrency", type=_positive, metavar="N",
+                        default=int(os.environ.get("LIVETRAIN_WORKER_CONCURRENCY") or 1),
+                        help="runs trained at once (default 1); each gets cores / N torch threads")
+    worker.add_argument("--queues", metavar="Q,...", default=os.environ.get("LIVETRAIN_WORKER_QUEUES") or "",
+                        help="the queues to take runs from (default: LIVETRAIN_DEFAULT_QUEUE, i.e. default)")
+    worker.add_argument("--device", metavar="DEVICE", default=os.environ.get("LIVETRAIN_DEVICE") or "cpu",
+                        help="cpu (default), cuda, cuda:N, or auto (cuda when torch sees a GPU)")
+    worker.add_argument("--name", default=os.environ.get("LIVETRAIN_WORKER_NAME") or "",
+                        help="how the worker is shown in GET /api/workers (default: livetrain@HOST-PID)")
+    worker.add_argument("--log-level", default=os.environ.get("LIVETRAIN_LOG_LEVEL", "INFO"))
     _add_client_commands(sub)
     return parser
+
+
+def _message_queue_option(parser) -> None:
+    parser.add_argument("--message-queue", metavar="URL", default=os.environ.get("LIVETRAIN_MESSAGE_QUEUE") or "",
+                        help="redis://HOST:6379/0: every server node delivers every event (several nodes, workers)")
 
 
 def _add_client_commands(sub: argparse._SubParsersAction) -> None:
@@ -176,7 +207,12 @@ def serve(args: argparse.Namespace) -> int:
     import livetrain.data.reading  # noqa: F401
     from livetrain.app import create_app
 
-    app = create_app({"home": args.home}, async_mode=args.async_mode)
+    try:
+        app = create_app({"home": args.home, "runner": args.runner, "broker_url": args.broker,
+                          "message_queue": args.message_queue}, async_mode=args.async_mode)
+    except ValueError as exc:  # settings that cannot work: say which, in one line
+        print(f"livetrain serve: {exc}", file=sys.stderr)
+        return 2
     container = app.extensions["livetrain"]
     container.runner.warm_up()
     socketio = app.extensions["socketio"]
@@ -193,8 +229,9 @@ def serve(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
+    scale = f", runner {args.runner}" + (", message queue" if args.message_queue else "")
     print(f"livetrain serving on http://{args.host}:{args.port} (home {container.settings.home}, "
-          f"{args.async_mode})", flush=True)
+          f"{args.async_mode}{scale})", flush=True)
     try:
         socketio.run(app, host=args.host, port=args.port, allow_unsafe_werkzeug=True, log_output=False)
     except KeyboardInterrupt:
@@ -223,11 +260,45 @@ def _interrupt_runs_then_stop(container, socketio, drain_limit: float = 5.0) -> 
             os.kill(os.getpid(), signal.SIGINT)  # the second signal: stop the server
 
 
+def worker(args: argparse.Namespace) -> int:
+    """Run a Celery worker until stopped (SIGTERM or Ctrl-C: its runs are marked interrupted)."""
+    import socket
+
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from livetrain.config import Settings
+
+    name = args.name or f"livetrain@{socket.gethostname()}-{os.getpid()}"
+    try:
+        if not args.broker:
+            raise ValueError("a worker needs --broker redis://HOST:6379/0 (LIVETRAIN_BROKER_URL)")
+        if not args.message_queue:
+            raise ValueError("a worker needs --message-queue redis://HOST:6379/0 (LIVETRAIN_MESSAGE_QUEUE): "
+                             "that is how its events reach the server nodes")
+        settings = Settings.load({"home": args.home, "runner": "celery", "broker_url": args.broker,
+                                  "message_queue": args.message_queue})
+        if settings.resolved_database_url.startswith("sqlite"):
+            print("livetrain worker: warning: no LIVETRAIN_DATABASE_URL; using the SQLite file in --home, which "
+                  "only works when every server and worker is on this machine", file=sys.stderr)
+        from livetrain.training.device import resolve_device
+
+        device = str(resolve_device(args.device))
+    except ValueError as exc:
+        print(f"livetrain worker: {exc}", file=sys.stderr)
+        return 2
+    queues = [q.strip() for q in args.queues.split(",") if q.strip()] or [settings.default_queue]
+    from livetrain.jobs.celery_app import run_worker
+
+    return run_worker(settings, name=name, queues=queues, concurrency=args.concurrency, device=device,
+                      log_level=args.log_level.upper())
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `livetrain` command."""
     args = build_parser().parse_args(argv)
     if args.command == "serve":
         return serve(args)
+    if args.command == "worker":
+        return worker(args)
     from livetrain import console  # the client side: requests and python-socketio, no app, no torch
 
     return console.main(args)

@@ -43,6 +43,13 @@ class Settings:
     cancel_grace: float = 0.8  # seconds a worker gets to stop before it is killed
     heartbeat_interval: float = 5.0  # seconds between a server's "still alive" marks in the database
     worker_nice: int = 5  # workers yield the CPU to the server, so requests stay fast under load
+    # scale-out (docs/architecture.md, "Scale-out"): all empty on the embedded default
+    runner: str = "local"  # "local": this server's worker processes; "celery": Celery workers anywhere
+    broker_url: str = ""  # the Celery broker (redis://...), with runner=celery
+    message_queue: str = ""  # redis://...: every server node delivers every event (several nodes)
+    message_queue_channel: str = "livetrain"  # the pub/sub channel; one per livetrain installation
+    default_queue: str = "default"  # the Celery queue of a run that names none
+    stop_poll_interval: float = 0.5  # seconds between looks for cancel requests made on other nodes
 
     @property
     def models_dir(self) -> Path:
@@ -109,6 +116,14 @@ class Settings:
             raise ValueError("warm_workers must be >= 0 (or unset: as many as max_concurrent_runs)")
         if self.keep_checkpoints < 1:
             raise ValueError("keep_checkpoints must be at least 1")
+        if self.runner not in {"local", "celery"}:
+            raise ValueError("runner must be local or celery")
+        if self.runner == "celery" and not self.broker_url:
+            raise ValueError("runner celery needs a broker: --broker redis://HOST:6379/0 (LIVETRAIN_BROKER_URL)")
+        if self.broker_url and not self.broker_url.startswith(("redis://", "rediss://", "amqp://", "amqps://")):
+            raise ValueError(f"broker_url must be a redis:// (or amqp://) URL, got {redact_url(self.broker_url)!r}")
+        if self.message_queue and not self.message_queue.startswith(("redis://", "rediss://")):
+            raise ValueError("message_queue must be a redis:// URL")
 
     def cors_origin_list(self) -> str | list[str]:
         """`*`, or the configured origins as a list."""
@@ -125,7 +140,28 @@ class Settings:
         out = dataclasses.asdict(self)
         out["home"] = str(self.home)
         out.pop("secret_key", None)
+        for name in ("database_url", "broker_url", "message_queue"):  # they may carry a password
+            out[name] = redact_url(out[name])
         return out
+
+    @property
+    def distributed(self) -> bool:
+        """Whether other nodes may hold this installation's runs (a message queue or Celery workers)."""
+        return bool(self.message_queue) or self.runner == "celery"
+
+
+def redact_url(url: str) -> str:
+    """A URL fit for a log or a page: its password replaced by ***."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "***"
+    if not parts.password:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def _coerce(f: dataclasses.Field, raw: str) -> Any:

@@ -13,7 +13,9 @@ from livetrain import jsonsafe
 cors = CORS()
 
 
-def new_socketio() -> SocketIO:
+def new_socketio(**kwargs) -> SocketIO:
     """An unbound SocketIO for one app; `create_app` calls `init_app` on it. Its packets are
-    written by `jsonsafe` (a NaN or infinity in an event arrives as null, not as invalid JSON)."""
-    return SocketIO(json=jsonsafe)
+    written by `jsonsafe` (a NaN or infinity in an event arrives as null, not as invalid JSON).
+    Given a `message_queue` (and its `channel`) and no app, it is the write-only emitter of a
+    process that serves no client (a Celery worker): every server node delivers what it emits."""
+    return SocketIO(json=jsonsafe, **kwargs)

@@ -79,13 +79,17 @@ def connect():
         client.disconnect()
 
 
-def _servers_of(item) -> list[ServerProcess]:
+def _servers_of(item) -> list:
+    from tests.e2e.cluster import Cluster
+
     found = []
     for value in getattr(item, "funcargs", {}).values():
         if isinstance(value, ServerProcess):
             found.append(value)
         elif isinstance(value, ServerFactory):
             found.extend(value.servers)
+        elif isinstance(value, Cluster):  # its server nodes and workers
+            found.extend([*value.servers, *value.workers])
     return found
 
 

@@ -230,3 +230,39 @@ def test_datasets_list_built_ins_by_id_then_the_newest_first(tmp_path):
     assert [d.id for d in store.list_datasets(limit=2, offset=2)] == ["new", "old"]
     assert store.count_datasets() == 4
     store.close()
+
+
+def test_a_queued_run_is_claimed_by_one_worker_only(store):
+    store.create_run(make_run("r1"))
+    claimed = store.claim_run("r1", "worker-a:1:x", "worker-a")
+    assert claimed.status == RunStatus.RUNNING.value and claimed.worker == "worker-a"
+    assert store.claim_run("r1", "worker-b:2:y", "worker-b") is None  # never trained twice at once
+    assert store.get_run("r1").owner == "worker-a:1:x"
+
+
+def test_a_stop_request_reaches_only_active_runs(store):
+    store.create_run(make_run("r1"))
+    store.create_run(make_run("r2", status=RunStatus.COMPLETED.value))
+    assert store.request_stop("r1", "cancel") is True
+    assert store.request_stop("r2", "cancel") is False
+    assert store.stop_requests(["r1", "r2", "nope"]) == {"r1": "cancel"}
+
+
+def test_an_event_guarded_by_a_status_is_stored_only_while_the_run_has_it(store):
+    store.create_run(make_run("r1", last_seq=1))
+    store.claim_run("r1", "w:1:x", "w")  # a worker took it meanwhile
+    cancelled = RunEvent("r1", 2, "training_cancelled", {"seq": 2}, 1.0)
+    assert store.record_event(cancelled, {"status": "cancelled"}, expect_status="queued") is False
+    run = store.get_run("r1")
+    assert (run.status, run.last_seq, store.list_events("r1")) == ("running", 1, [])
+
+
+def test_workers_are_listed_from_their_heartbeats(store):
+    store.register_server("node:1:a")
+    store.register_server("w:2:b", "worker", {"name": "gpu-1", "queues": ["gpu"], "concurrency": 2})
+    [worker] = store.list_servers("worker", max_age=30)
+    assert (worker["name"], worker["queues"], worker["concurrency"]) == ("gpu-1", ["gpu"], 2)
+    assert store.heartbeat("w:2:b", {"name": "gpu-1", "runs": ["r1"]}) is True
+    assert store.list_servers("worker", max_age=30)[0]["runs"] == ["r1"]
+    store.remove_server("w:2:b")
+    assert store.heartbeat("w:2:b") is False and store.list_servers("worker", max_age=30) == []

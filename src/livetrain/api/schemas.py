@@ -53,6 +53,9 @@ class TrainIn(Loose):
     seed = WholeNumber(load_default=None)
     resume = fields.Boolean(load_default=False, metadata={"description": "continue from the latest checkpoint"})
     experiment_id = fields.String(load_default=None, metadata={"description": "default: the default experiment"})
+    queue = fields.String(load_default=None, metadata={
+        "description": "the Celery queue of the workers to run it (e.g. gpu); default: the run it continues or "
+                       "repeats, else LIVETRAIN_DEFAULT_QUEUE"})
 
 
 class ExperimentIn(Loose):

@@ -13,6 +13,14 @@ def status():
     return current_app.extensions["livetrain"].status()
 
 
+@bp.get("/api/workers")
+def workers():
+    """What executes runs: each worker with its queues, device, concurrency and current runs (the
+    live Celery workers, or this server's own worker processes with the local runner)."""
+    container = current_app.extensions["livetrain"]
+    return {"runner": container.runner.name, "workers": container.workers()}
+
+
 @bp.get("/metrics")
 @bp.doc(hide=True)
 def prometheus():

@@ -14,7 +14,8 @@ from livetrain.services.datasets import DatasetService
 from livetrain.services.experiments import ExperimentService
 from livetrain.services.models import ModelService
 from livetrain.services.networks import NetworkService
-from livetrain.services.runs import RunService
+from livetrain.services.reporting import RunReporter
+from livetrain.services.runs import RunService, owner_token
 from livetrain.store import ArtifactStore, MetadataStore
 from livetrain.store.entities import ACTIVE_STATUSES
 
@@ -45,8 +46,6 @@ class Livetrain:
     """Everything one app instance owns."""
 
     def __init__(self, settings: Settings, emitter, *, spawn, sleep, async_mode: str) -> None:
-        from livetrain.jobs.runner import LocalRunner
-
         self.settings = settings
         self.async_mode = async_mode
         self.started_at = time.time()
@@ -60,26 +59,20 @@ class Livetrain:
         self.emitter = emitter
         self.datasets = DatasetService(store=self.store, artifacts=self.artifacts, settings=settings,
                                        emitter=emitter, spawn=spawn, sleep=sleep)
-        self.runs = RunService(store=self.store, artifacts=self.artifacts, settings=settings, emitter=emitter,
-                               metrics=self.metrics)
+        owner = owner_token()
+        self.reporter = RunReporter(store=self.store, artifacts=self.artifacts, emitter=emitter, metrics=self.metrics,
+                                    worker=owner, persist_seq=settings.distributed)
+        self.runs = RunService(store=self.store, artifacts=self.artifacts, settings=settings, reporter=self.reporter,
+                               owner=owner)
         self.networks = NetworkService(store=self.store, artifacts=self.artifacts, settings=settings,
                                        emitter=emitter, datasets=self.datasets, runs=self.runs)
         self.experiments = ExperimentService(store=self.store, artifacts=self.artifacts, emitter=emitter,
                                              runs=self.runs)
         self.models = ModelService(store=self.store, artifacts=self.artifacts, settings=settings,
                                    datasets=self.datasets, networks=self.networks, runs=self.runs)
-        self.runner = LocalRunner(
-            max_concurrent=settings.max_concurrent_runs,
-            warm_workers=settings.resolved_warm_workers,
-            torch_threads=settings.torch_threads(),
-            cancel_grace=settings.cancel_grace,
-            worker_nice=settings.worker_nice,
-            spawn=spawn,
-            sleep=sleep,
-            on_message=self.runs.on_message,
-        )
+        self.runner = self._make_runner(spawn, sleep)
         self.runs.runner = self.runner
-        self.datasets.prepare_in_worker = self.runner.prepare_dataset
+        self.datasets.prepare_in_worker = getattr(self.runner, "prepare_dataset", None)
         self.datasets.register_builtins()
         self.experiments.ensure_default()
         self.store.register_server(self.runs.owner)
@@ -89,9 +82,46 @@ class Livetrain:
         self._reap_orphans()
         self.metrics.active_runs.set_function(lambda: self.store.count_runs(statuses=ACTIVE_STATUSES))
         spawn(self._heartbeat)
+        if settings.distributed and self.runner.name == "local":
+            spawn(self._watch_stop_requests)
+
+    def _make_runner(self, spawn, sleep):
+        if self.settings.runner == "celery":
+            from livetrain.jobs.celery_app import CeleryRunner
+
+            return CeleryRunner(self.settings, self.store)
+        from livetrain.jobs.runner import LocalRunner
+
+        return LocalRunner(
+            max_concurrent=self.settings.max_concurrent_runs,
+            warm_workers=self.settings.resolved_warm_workers,
+            torch_threads=self.settings.torch_threads(),
+            cancel_grace=self.settings.cancel_grace,
+            worker_nice=self.settings.worker_nice,
+            spawn=spawn,
+            sleep=sleep,
+            on_message=self.reporter.on_message,
+            worker_name=self.runs.owner,
+        )
+
+    def _watch_stop_requests(self) -> None:
+        """With several server nodes, a cancel may be asked of another node: it writes the request to
+        the run, and the node whose worker process has the run stops it from here."""
+        asked: set[str] = set()
+        while not self._closed:
+            self._sleep(self.settings.stop_poll_interval)
+            try:
+                mine = self.runner.running() + self.runner.queued()
+                for run_id in self.store.stop_requests(mine):
+                    if run_id not in asked:
+                        asked.add(run_id)
+                        self.runner.cancel(run_id)
+                asked &= set(mine)
+            except Exception:  # a database hiccup must not end the watch
+                log.exception("looking for stop requests failed")
 
     def _reap_orphans(self) -> None:
-        interrupted = self.runs.mark_interrupted(max_age=3 * self.settings.heartbeat_interval)
+        interrupted = self.runs.mark_interrupted(max_age=self._max_age)
         if interrupted:
             log.warning("marked %d run(s) interrupted: %s", len(interrupted), ", ".join(interrupted))
 
@@ -102,7 +132,8 @@ class Livetrain:
             if self._closed:
                 return
             try:
-                self.store.heartbeat(self.runs.owner)
+                if not self.store.heartbeat(self.runs.owner):  # taken for dead during a long pause
+                    self.store.register_server(self.runs.owner)
                 self._reap_orphans()
             except Exception:  # a database hiccup must not end the heartbeat
                 log.exception("heartbeat failed")
@@ -110,7 +141,8 @@ class Livetrain:
     def status(self) -> dict:
         """What GET /api/status reports (the original server's three fields first)."""
         networks, active = self.store.counts()
-        return {
+        workers = self.workers()
+        out = {
             "status": "online",
             "active_networks": networks,
             "training_jobs": active,
@@ -120,11 +152,26 @@ class Livetrain:
             "max_concurrent_runs": self.settings.max_concurrent_runs,
             "running": len(self.runner.running()),
             "queued": len(self.runner.queued()),
-            "warm_workers": self.runner.pool.warm,
-            "idle_workers": len(self.runner.pool.idle_pids()),
-            "starting_workers": self.runner.pool.starting,
-            "uptime": round(time.time() - self.started_at, 3),
+            "workers": len(workers),
+            "worker_slots": sum(w["concurrency"] for w in workers),
+            "server_nodes": len(self.store.list_servers("server", self._max_age)),
+            "message_queue": bool(self.settings.message_queue),
         }
+        pool = getattr(self.runner, "pool", None)
+        if pool is not None:  # this server's own worker processes
+            out.update({"warm_workers": pool.warm, "idle_workers": len(pool.idle_pids()),
+                        "starting_workers": pool.starting})
+        out["uptime"] = round(time.time() - self.started_at, 3)
+        return out
+
+    @property
+    def _max_age(self) -> float:
+        """A server or worker silent for longer than this is taken for dead."""
+        return 3 * self.settings.heartbeat_interval
+
+    def workers(self) -> list[dict]:
+        """What executes runs: this server's worker processes, or the live Celery workers."""
+        return self.runner.workers()
 
     def server_info(self) -> dict:
         """Sent to every client on connect."""

@@ -1,22 +1,22 @@
-"""Runs: start, cancel, resume, and `report()`, the single path from worker to client.
-
-Every event of a run is stored first (with the run's new state, in one transaction) and
-emitted second, so what a client sees live and what it fetches later cannot disagree.
+"""Runs: start, cancel, resume, rerun, delete. What workers report goes through
+`livetrain.services.reporting.RunReporter`, the single path from worker to client.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import re
 import socket
-import threading
-import time
 import uuid
 from typing import Any
 
+from livetrain import events
 from livetrain.errors import Conflict, NotFound, ValidationError
+from livetrain.jobs.protocol import Cancelled, Interrupted, NetworkJob, Runner, SklearnJob
 from livetrain.services.common import whole_number
-from livetrain.store import Dataset, Network, NetworkVersion, Run, RunEvent, RunStatus
+from livetrain.services.reporting import RunReporter
+from livetrain.store import Dataset, Network, Run, RunStatus
 from livetrain.store.entities import ACTIVE_STATUSES, DEFAULT_EXPERIMENT_ID, NETWORK_ALGORITHM
 from livetrain.training.spec import NetworkSpec, parse_hyperparams
 
@@ -31,11 +31,10 @@ LEGACY_STATUS = {
     RunStatus.CANCELLED.value: "cancelled",
     RunStatus.INTERRUPTED.value: "failed",
 }
-STORED_EVENTS = {"run_created", "training_started", "training_update", "training_complete", "training_error",
-                 "training_cancelled", "training_interrupted"}
 
 
 DEFAULT_STEPS = 10
+QUEUE_NAME = re.compile(r"[A-Za-z0-9_.-]{1,100}")
 LIBRARIES = ("numpy", "scikit-learn", "torch", "pandas", "joblib")
 
 
@@ -78,18 +77,13 @@ def _pid_alive(pid: int) -> bool:
 class RunService:
     """Creates runs, feeds them to the runner, and turns worker reports into state and events."""
 
-    def __init__(self, *, store, artifacts, settings, emitter, metrics) -> None:
+    def __init__(self, *, store, artifacts, settings, reporter: RunReporter, owner: str) -> None:
         self.store = store
         self.artifacts = artifacts
         self.settings = settings
-        self.emitter = emitter
-        self.metrics = metrics
-        self.runner = None  # attached by the app factory
-        self.owner = owner_token()
-        self._seq: dict[str, int] = {}
-        self._running: dict[str, Run] = {}  # last loaded state of runs in progress
-        self._discard: set[str] = set()  # runs to delete as soon as their end is recorded
-        self._lock = threading.Lock()
+        self.reporter = reporter
+        self.runner: Runner | None = None  # attached by the app factory
+        self.owner = owner
 
     # -- queries ------------------------------------------------------------
     def get(self, run_id: str) -> Run:
@@ -159,7 +153,8 @@ class RunService:
             source = self.store.latest_checkpointed_run(network.id)
             if source is None:
                 raise Conflict(f"network {network.id} has no checkpoint to resume from; train it first")
-        return self._queue(network, hp.to_dict(), source, experiment_id=experiment_id)
+        queue = self.queue_name(body.get("queue"), source)
+        return self._queue(network, hp.to_dict(), source, queue, experiment_id=experiment_id)
 
     def start_algorithm(self, experiment_id: str, body: dict[str, Any]) -> Run:
         """Queue a run of a scikit-learn algorithm on a dataset, in an experiment."""
@@ -187,38 +182,38 @@ class RunService:
         seed = whole_number(body.get("seed", 0), "seed", 0, 2**31 - 1)
         steps = int(params["epochs"]) if algorithm.strategy == "epochs" else resolve_steps(
             body.get("steps", DEFAULT_STEPS))
-        return self._queue_algorithm(key, dataset, params, seed, steps, experiment_id)
+        queue = self.queue_name(body.get("queue"))
+        return self._queue_algorithm(key, dataset, params, seed, steps, experiment_id, queue)
 
     def _queue_algorithm(self, key: str, dataset: Dataset, params: dict[str, Any], seed: int, steps: int,
-                         experiment_id: str, rerun_of: str | None = None) -> Run:
+                         experiment_id: str, queue: str | None, rerun_of: str | None = None) -> Run:
         from livetrain.training.algorithms import MAX_STEPS
 
         run = Run(
             id=uuid.uuid4().hex[:12], network_id=None, dataset_id=dataset.id, status=RunStatus.QUEUED.value,
             params=params, experiment_id=experiment_id, algorithm=key, seed=seed, total_epochs=steps,
-            owner=self.owner, rerun_of=rerun_of,
+            owner=self._owner(), rerun_of=rerun_of, queue=queue,
             repro={**self._repro(dataset, params, seed), "steps": steps},
         )
         self.store.create_run(run)
-        job = {
-            "kind": "sklearn",
-            "run_id": run.id,
-            "dataset_id": dataset.id,
-            "dataset": dataset_job(dataset),
-            "mnist_dir": str(self.settings.resolved_mnist_dir),
-            "models_dir": str(self.settings.models_dir),
-            "artifact_dir": f"runs/{run.id}",
-            "algorithm": key,
-            "task": dataset.task,
-            "params": params,
-            "seed": seed,
+        job = SklearnJob(
+            **self._job_basics(run, dataset, f"runs/{run.id}"),
+            algorithm=key,
+            task=dataset.task,
+            params=params,
+            seed=seed,
             # the MLP steps once per epoch whatever this says; the others take 1..MAX_STEPS
-            "steps": min(steps, MAX_STEPS),
-            "torch_threads": self.settings.torch_threads(),
-        }
+            steps=min(steps, MAX_STEPS),
+        )
         self._announce(run)
-        self.runner.submit(run.id, job)
+        self.runner.submit(run.id, job, run.queue)
         return run
+
+    def _job_basics(self, run: Run, dataset: Dataset, artifact_dir: str) -> dict[str, Any]:
+        """What every run job carries (a Celery worker replaces the paths and threads with its own)."""
+        return {"run_id": run.id, "dataset_id": dataset.id, "dataset": dataset_job(dataset),
+                "mnist_dir": str(self.settings.resolved_mnist_dir), "models_dir": str(self.settings.models_dir),
+                "artifact_dir": artifact_dir, "torch_threads": self.settings.torch_threads()}
 
     def _repro(self, dataset: Dataset, params: dict[str, Any], seed: int | None) -> dict[str, Any]:
         return {"dataset_id": dataset.id, "dataset_sha256": dataset.content_sha256, "params": params, "seed": seed,
@@ -239,12 +234,13 @@ class RunService:
         if source.algorithm != NETWORK_ALGORITHM:
             return self._queue_algorithm(source.algorithm, dataset, source.params, source.seed or 0,
                                          source.repro.get("steps", source.total_epochs), experiment_id,
-                                         rerun_of=source.id)
+                                         self.queue_name(None, source), rerun_of=source.id)
         if source.resumed_from:
             raise Conflict(f"run {run_id} continued run {source.resumed_from}; rerun that one instead")
         network, _ = self._network_and_dataset(source.network_id)
         self._check_idle(network)
-        return self._queue(network, source.params, None, experiment_id=experiment_id, rerun_of=source.id)
+        return self._queue(network, source.params, None, self.queue_name(None, source), experiment_id=experiment_id,
+                           rerun_of=source.id)
 
     def resume(self, run_id: str, body: dict[str, Any]) -> Run:
         """Continue a finished run from its own last checkpoint (by default for its remaining epochs)."""
@@ -263,11 +259,12 @@ class RunService:
                                                                      "weight_decay", "seed")}
         merged["mini_batch_size"] = source.params.get("batch_size")
         merged["epochs"] = max(1, source.total_epochs - (source.checkpoint_epoch or 0))
-        merged.update({k: v for k, v in body.items() if k != "resume"})
+        merged.update({k: v for k, v in body.items() if k not in ("resume", "queue")})
         hp = parse_hyperparams(merged, spec, max_epochs=self.settings.max_epochs, n_train=dataset.n_train)
-        return self._queue(network, hp.to_dict(), source)
+        queue = self.queue_name(body.get("queue"), source)
+        return self._queue(network, hp.to_dict(), source, queue)
 
-    def _queue(self, network: Network, params: dict[str, Any], source: Run | None, *,
+    def _queue(self, network: Network, params: dict[str, Any], source: Run | None, queue: str | None, *,
                experiment_id: str | None = None, rerun_of: str | None = None) -> Run:
         init = {"path": source.checkpoint_path, "sha256": source.checkpoint_sha256} if source else None
         start_epoch = (source.checkpoint_epoch or 0) if source else 0
@@ -287,7 +284,8 @@ class RunService:
             total_epochs=start_epoch + params["epochs"],
             start_epoch=start_epoch,
             epochs_done=start_epoch,
-            owner=self.owner,
+            owner=self._owner(),
+            queue=queue,
             resumed_from=source.id if source else None,
             checkpoint_path=init["path"] if init else None,
             checkpoint_sha256=init["sha256"] if init else None,
@@ -295,33 +293,44 @@ class RunService:
         )
         self.store.create_run(run)
         self.store.update_network(network.id, status="training")
-        job = {
-            "run_id": run.id,
-            "network_id": network.id,
-            "dataset_id": network.dataset_id,
-            "dataset": dataset_job(dataset),
-            "mnist_dir": str(self.settings.resolved_mnist_dir),
-            "models_dir": str(self.settings.models_dir),
-            "artifact_dir": f"networks/{network.id}/runs/{run.id}",
-            "spec": network.spec,
-            "hyperparams": params,
-            "max_parameters": self.settings.max_parameters,
-            "keep_checkpoints": self.settings.keep_checkpoints,
-            "progress_interval": self.settings.progress_interval,
-            "torch_threads": self.settings.torch_threads(),
-            "init": init,
-        }
+        job = NetworkJob(
+            **self._job_basics(run, dataset, f"networks/{network.id}/runs/{run.id}"),
+            network_id=network.id,
+            spec=network.spec,
+            hyperparams=params,
+            max_parameters=self.settings.max_parameters,
+            keep_checkpoints=self.settings.keep_checkpoints,
+            progress_interval=self.settings.progress_interval,
+            init=init,
+        )
         self._announce(run)
-        self.runner.submit(run.id, job)
+        self.runner.submit(run.id, job, run.queue)
         return run
 
+    def queue_name(self, value: Any, source: Run | None = None) -> str | None:
+        """The queue a new run is sent to: the one named, else its source run's, else the default;
+        None with the local runner, which has one queue of its own."""
+        if value is None:
+            value = source.queue if source and source.queue else self.settings.default_queue
+        if not isinstance(value, str) or not QUEUE_NAME.fullmatch(value):
+            raise ValidationError("queue must be a name of letters, digits, '-', '_' or '.' (at most 100)",
+                                  detail={"field": "queue"})
+        if self.runner.name == "local":
+            if value != self.settings.default_queue:
+                raise ValidationError(f"this server runs every run in its own worker processes (queue "
+                                      f"{self.settings.default_queue!r}); queues name Celery workers "
+                                      "(livetrain serve --runner celery)", detail={"field": "queue"})
+            return None
+        return value
+
+    def _owner(self) -> str | None:
+        # a run in a Celery queue belongs to no server: the broker holds it until a worker claims it
+        return self.owner if self.runner.name == "local" else None
+
     def _announce(self, run: Run) -> None:
-        self.metrics.runs.labels("queued").inc()
+        self.reporter.metrics.runs.labels("queued").inc()
         # a resource event (every client hears of a new run), and the first of the run's history
-        payload = self.report(run, "run_created", {
-            "status": run.status, "total_epochs": run.total_epochs, "start_epoch": run.start_epoch,
-            "dataset_id": run.dataset_id, "resumed_from": run.resumed_from, "rerun_of": run.rerun_of,
-            "params": run.params, "seed": run.seed}, to_everyone=True)
+        payload = self.reporter.report(run, events.RUN_CREATED, events.run_created(run), to_everyone=True)
         run.last_seq = payload["seq"]  # the answer to the request shows what is stored
 
     def cancel(self, run_id: str) -> Run:
@@ -329,276 +338,45 @@ class RunService:
         run = self.get(run_id)
         if not RunStatus(run.status).active:
             raise Conflict(f"run {run_id} has already ended ({run.status})")
-        if not self.runner.cancel(run_id):
-            # not ours (a runner that died without telling the store): end it here
-            self.on_message(run_id, {"type": "cancelled", "epochs_done": None})
+        self._stop(run, "cancel")
         return self.get(run_id)
 
-    # -- the report path ------------------------------------------------------
-    def _ids(self, run: Run) -> dict[str, Any]:
-        return {"run_id": run.id, "job_id": run.id, "network_id": run.network_id,
-                "experiment_id": run.experiment_id, "algorithm": run.algorithm}
-
-    def _next_seq(self, run: Run) -> int:
-        with self._lock:
-            seq = max(self._seq.get(run.id, 0), run.last_seq) + 1
-            self._seq[run.id] = seq
-            return seq
-
-    def report(self, run: Run, event: str, fields: dict[str, Any], run_values: dict[str, Any] | None = None,
-               *, to_everyone: bool = False) -> dict:
-        """Store (when the event is kept) then emit one event of a run (to all clients if `to_everyone`)."""
-        payload = {**self._ids(run), **fields}
-        payload["seq"] = self._next_seq(run)
-        # one stamp for both: a client catching up over REST must get the payload it would have been pushed
-        payload["ts"] = time.time()
-        if event in STORED_EVENTS:
-            self.store.record_event(RunEvent(run.id, payload["seq"], event, payload, payload["ts"]),
-                                    run_values or {})
-        elif run_values:
-            self.store.update_run(run.id, **run_values)
-        (self.emitter.resource if to_everyone else self.emitter.training)(event, payload)
-        return payload
-
-    def on_message(self, run_id: str, message: dict[str, Any]) -> None:
-        """Handle one report from a worker (called by the runner's orchestration task)."""
-        run = self._running.get(run_id) if message["type"] == "progress" else None
-        if run is None:
-            # progress needs only what a run never changes (ids, epoch span): the others reload
-            run = self.store.get_run(run_id)
-            if run is None:
-                return
-            self._running[run_id] = run
-        handler = getattr(self, f"_on_{message['type']}", None)
-        if handler is None:
-            log.warning("run %s: unknown worker message %r", run_id, message.get("type"))
+    def _stop(self, run: Run, what: str) -> None:
+        """Stop an active run wherever it is. The request is written to the run first, so a worker or
+        server node that has it (this one or another) sees it within a second."""
+        self.store.request_stop(run.id, what)
+        if self.runner.cancel(run.id):
             return
-        handler(run, message)
-
-    def _progress(self, run: Run, done_epochs: float) -> float:
-        span = max(1, run.total_epochs - run.start_epoch)
-        return round(100.0 * (done_epochs - run.start_epoch) / span, 2)
-
-    def _on_started(self, run: Run, msg: dict[str, Any]) -> None:
-        now = time.time()
-        self.report(run, "training_started", {
-            "status": "training",
-            "epochs": run.total_epochs - run.start_epoch,
-            "start_epoch": run.start_epoch,
-            "total_epochs": run.total_epochs,
-            "dataset_id": run.dataset_id,
-            "params": run.params,
-            "n_train": msg.get("n_train"),
-            "n_val": msg.get("n_val", 0),
-            "n_test": msg.get("n_test"),
-        }, {"status": RunStatus.RUNNING.value, "started_at": now, "worker_pid": msg.get("pid")})
-        self.metrics.runs.labels("running").inc()
-
-    def _on_progress(self, run: Run, msg: dict[str, Any]) -> None:
-        fraction = msg["batch"] / max(1, msg["batches"])
-        self.report(run, "training_progress", {
-            "epoch": msg["epoch"],
-            "total_epochs": run.total_epochs,
-            "batch": msg["batch"],
-            "batches": msg["batches"],
-            "train_loss": msg.get("train_loss"),
-            "progress": self._progress(run, msg["epoch"] - 1 + fraction),
-        })
-
-    def _on_epoch(self, run: Run, msg: dict[str, Any]) -> None:
-        progress = self._progress(run, msg["epoch"])
-        fields = {
-            "epoch": msg["epoch"],
-            "total_epochs": msg["total_epochs"],
-            "accuracy": msg["accuracy"],
-            "correct": msg["correct"],
-            "total": msg["total"],
-            "elapsed_time": msg["elapsed_time"],
-            "eval_time": msg["eval_time"],
-            "train_loss": msg["train_loss"],
-            "val_loss": msg["val_loss"],
-            "progress": progress,
-            **msg.get("extra", {}),
-        }
-        checkpoint = msg["checkpoint"]
-        held_out = msg.get("held_out_split", "test")
-        latest = {"accuracy": msg["accuracy"], "loss": msg["val_loss"], **msg.get("extra", {})}
-        fields["held_out_split"] = held_out
-        self.report(run, "training_update", fields, {
-            "metrics": {held_out: {k: v for k, v in latest.items() if v is not None}},
-            "epochs_done": msg["epoch"],
-            "progress": progress,
-            "accuracy": msg["accuracy"],
-            "train_loss": msg["train_loss"],
-            "val_loss": msg["val_loss"],
-            "checkpoint_path": checkpoint["path"],
-            "checkpoint_sha256": checkpoint["sha256"],
-            "checkpoint_epoch": checkpoint["epoch"],
-        })
-        self.metrics.epochs.inc()
-
-    def _on_step(self, run: Run, msg: dict[str, Any]) -> None:
-        """One step of a scikit-learn run (trees grown, rows added, an MLP epoch): stored, then emitted."""
-        held_out = msg["held_out_split"]
-        scores = msg[held_out]
-        # fewer steps than asked when there are fewer trees, stages or rows than steps
-        run.total_epochs = msg["total_steps"]
-        progress = self._progress(run, msg["step"])
-        accuracy = scores.get("accuracy")
-        fields = {
-            "epoch": msg["step"],
-            "total_epochs": msg["total_steps"],
-            "step": msg["step"],
-            "size": msg["size"],
-            "size_label": msg["size_label"],
-            "accuracy": accuracy,
-            "correct": round(accuracy * scores["n"]) if accuracy is not None else None,
-            "total": scores.get("n"),
-            "elapsed_time": msg["elapsed_time"],
-            "eval_time": msg["eval_time"],
-            "train_loss": msg.get("loss"),
-            "val_loss": scores.get("log_loss", scores.get("rmse")),
-            "progress": progress,
-            "held_out_split": held_out,
-            "metrics": {"train": msg["train"], held_out: scores},
-        }
-        self.report(run, "training_update", fields, {
-            "epochs_done": msg["step"], "total_epochs": run.total_epochs, "progress": progress, "accuracy": accuracy,
-            "train_loss": fields["train_loss"], "val_loss": fields["val_loss"],
-            "metrics": {"train": msg["train"], held_out: scores},
-        })
-        self.metrics.epochs.inc()
-
-    def _on_completed(self, run: Run, msg: dict[str, Any]) -> None:
-        if run.algorithm != NETWORK_ALGORITHM:
-            self._complete_algorithm(run, msg)
+        if run.status == RunStatus.QUEUED.value and self.reporter.cancel_queued(run):
+            return  # no worker had taken it: it ends here
+        run = self.store.get_run(run.id)
+        if run is None or not RunStatus(run.status).active:
             return
-        final = msg.get("final", {})
-        for split, scores in (run.metrics or {}).items():  # the last epoch's held-out loss, same weights
-            if split in final and scores.get("loss") is not None:
-                final[split]["loss"] = scores["loss"]
-        network = self.store.get_network(run.network_id) if run.network_id else None
-        version_number = None
-        if network is None:
-            self._end_network_training(run)
-        else:
-            version_number = network.current_version + 1
-            self.store.add_version(
-                NetworkVersion(
-                    network_id=network.id,
-                    version=version_number,
-                    run_id=run.id,
-                    weights_path=msg["weights"]["path"],
-                    weights_sha256=msg["weights"]["sha256"],
-                    examples_path=msg["examples"]["path"],
-                    examples_sha256=msg["examples"]["sha256"],
-                    metrics={"accuracy": msg.get("accuracy"), "val_loss": msg.get("val_loss"),
-                             "train_loss": msg.get("train_loss"), "epochs": run.total_epochs},
-                ),
-                {"current_version": version_number, "accuracy": msg.get("accuracy"), "status": "trained"},
-            )
-        self.report(run, "training_complete", {
-            "status": "completed",
-            "accuracy": msg.get("accuracy"),
-            "val_loss": msg.get("val_loss"),
-            "train_loss": msg.get("train_loss"),
-            "progress": 100,
-            "version": version_number,
-            "total_epochs": run.total_epochs,
-            "metrics": final,
-        }, {"status": RunStatus.COMPLETED.value, "finished_at": time.time(), "progress": 100.0,
-            "version": version_number, "metrics": final,
-            # the run's model is its version's weights file: the same SHA-256 the download sends
-            "model_sha256": msg["weights"]["sha256"] if version_number else None})
-        self.metrics.runs.labels("completed").inc()
-        self._forget(run.id)
-
-    def _complete_algorithm(self, run: Run, msg: dict[str, Any]) -> None:
-        final = msg["final"]
-        # `accuracy` is held-out accuracy, as for networks: validation when the dataset has it, else test
-        held_out = final.get("val") or final.get("test", {})
-        self.report(run, "training_complete", {
-            "status": "completed",
-            "accuracy": held_out.get("accuracy"),
-            "progress": 100,
-            "total_epochs": run.total_epochs,
-            "metrics": final,
-            "feature_importances": msg.get("importances"),
-            "warnings": msg.get("warnings", []),
-        }, {"status": RunStatus.COMPLETED.value, "finished_at": time.time(), "progress": 100.0,
-            "epochs_done": msg.get("steps_done", run.total_epochs), "accuracy": held_out.get("accuracy"),
-            "metrics": final, "importances": msg.get("importances"),
-            "model_path": msg["model"]["path"], "model_sha256": msg["model"]["sha256"]})
-        self.metrics.runs.labels("completed").inc()
-        self._forget(run.id)
-
-    def _end_network_training(self, run: Run) -> None:
-        if not run.network_id:
-            return
-        network = self.store.get_network(run.network_id)
-        if network is None:
-            # deleted while this run was stopping: drop what its worker wrote meanwhile
-            self.artifacts.delete(f"networks/{run.network_id}")
-        elif network.status == "training":
-            self.store.update_network(network.id, status="trained" if network.trained else "created")
-
-    def _on_failed(self, run: Run, msg: dict[str, Any]) -> None:
-        if msg.get("traceback"):
-            log.error("run %s failed:\n%s", run.id, msg["traceback"])
-        self.report(run, "training_error", {"status": "failed", "error": msg["error"]},
-                    {"status": RunStatus.FAILED.value, "error": msg["error"], "finished_at": time.time()})
-        self._end_network_training(run)
-        self.metrics.runs.labels("failed").inc()
-        self._forget(run.id)
-
-    def _on_cancelled(self, run: Run, msg: dict[str, Any]) -> None:
-        self.report(run, "training_cancelled", {
-            "status": "cancelled",
-            "epochs_done": run.epochs_done,
-            "checkpoint_epoch": run.checkpoint_epoch,
-            "total_epochs": run.total_epochs,
-        }, {"status": RunStatus.CANCELLED.value, "finished_at": time.time()})
-        self._end_network_training(run)
-        self.metrics.runs.labels("cancelled").inc()
-        self._forget(run.id)
-
-    def _forget(self, run_id: str) -> None:
-        with self._lock:
-            self._seq.pop(run_id, None)
-            self._running.pop(run_id, None)
-            discard = run_id in self._discard
-            self._discard.discard(run_id)
-        if discard:
-            self.delete_runs([self.store.get_run(run_id)])
+        live = self.store.live_servers(3 * self.settings.heartbeat_interval)
+        if run.owner is not None and run.owner in live and run.owner != self.owner:
+            return  # its worker or server stops it and reports the end
+        # nobody alive has it (a runner that died without telling the store): end it here
+        self.reporter.on_message(run.id, Cancelled(None))
 
     def delete_runs(self, runs: list[Run | None]) -> int:
         """Remove ended runs with their events and the files only they use; how many went."""
-        runs = [r for r in runs if r is not None]
-        for run in runs:
-            if run.network_id is None:
-                self.artifacts.delete(f"runs/{run.id}")
-            elif run.version is None:  # checkpoints of a run that made no version
-                self.artifacts.delete(f"networks/{run.network_id}/runs/{run.id}")
-        return self.store.delete_runs([r.id for r in runs])
+        return self.reporter.delete_runs(runs)
 
     def cancel_and_delete(self, run_id: str) -> None:
         """Cancel an active run; its rows and files go once its worker has stopped and the end is recorded."""
-        with self._lock:
-            self._discard.add(run_id)
         run = self.store.get_run(run_id)
-        if run is not None and RunStatus(run.status).active:
-            if not self.runner.cancel(run_id):  # not ours: end it here (which deletes it)
-                self.on_message(run_id, {"type": "cancelled", "epochs_done": None})
+        if run is not None and RunStatus(run.status).active and self.store.request_stop(run_id, "delete"):
+            self._stop(run, "delete")
             return
-        with self._lock:  # it ended meanwhile: nothing more will come for it
-            self._discard.discard(run_id)
-        self.delete_runs([run])
+        self.delete_runs([self.store.get_run(run_id)])  # it ended meanwhile: nothing more will come for it
 
     # -- start-up and shut-down ----------------------------------------------
     def _orphaned(self, run: Run, live: set[str]) -> bool:
         """True when the server that owns `run` is gone."""
         if run.owner == self.owner:
             return False
+        if run.owner is None:
+            return False  # queued in a Celery broker: no server or worker has it yet
         host, _, rest = (run.owner or "").partition(":")
         pid = rest.partition(":")[0]
         if host == socket.gethostname() and pid.isdigit():
@@ -608,22 +386,22 @@ class RunService:
         return run.owner not in live  # another machine: its heartbeat tells
 
     def mark_interrupted(self, run_ids: list[str] | None = None, *, max_age: float = 15.0) -> list[str]:
-        """Mark runs whose server is gone as interrupted; with ids, exactly those."""
+        """Mark runs whose server or worker is gone as interrupted; with ids, exactly those. The row of
+        an owner taken for dead goes too: if it was only paused, its heartbeat finds the row gone and
+        it stops those runs rather than train on beside a resumed copy."""
         live = self.store.live_servers(max_age) if run_ids is None else set()
-        marked = []
+        marked, gone = [], set()
         for run in self.store.active_runs():
             if run_ids is not None and run.id not in run_ids:
                 continue
             if run_ids is None and not self._orphaned(run, live):
                 continue
-            message = ("the server stopped while this run was "
-                       f"{'queued' if run.status == RunStatus.QUEUED.value else 'running'}")
-            self.report(run, "training_interrupted", {
-                "status": "interrupted",
-                "error": message,
-                "checkpoint_epoch": run.checkpoint_epoch,
-            }, {"status": RunStatus.INTERRUPTED.value, "error": message, "finished_at": time.time()})
-            self._end_network_training(run)
-            self._forget(run.id)
+            what = "queued" if run.status == RunStatus.QUEUED.value else "running"
+            who = f"worker {run.worker}" if run.worker and run.owner != self.owner and run.queue else "server"
+            self.reporter.on_message(run.id, Interrupted(f"the {who} stopped while this run was {what}"))
             marked.append(run.id)
+            if run_ids is None and run.owner:
+                gone.add(run.owner)
+        for owner in gone:
+            self.store.remove_server(owner)
         return marked

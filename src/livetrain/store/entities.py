@@ -173,6 +173,10 @@ class Run:
     checkpoint_epoch: int | None = None
     version: int | None = None
     worker_pid: int | None = None
+    queue: str | None = None  # the Celery queue it was sent to (None: the local runner)
+    device: str | None = None  # where it trained: cpu, cuda:0 ...
+    worker: str | None = None  # the worker that ran it: a Celery worker's name, or this server
+    stop_requested: str | None = None  # "cancel" or "delete", seen by whichever worker has the run
     created_at: float = 0.0
     started_at: float | None = None
     finished_at: float | None = None
@@ -184,6 +188,7 @@ class Run:
         out.pop("checkpoint_sha256")
         out.pop("owner")
         out.pop("model_path")
+        out.pop("stop_requested")
         out["has_model"] = self.model_path is not None or self.version is not None
         out["run_id"] = out.pop("id")
         out["job_id"] = out["run_id"]

@@ -140,6 +140,10 @@ class RunRow(Base):
     checkpoint_epoch: Mapped[int | None] = mapped_column(Integer, nullable=True)
     version: Mapped[int | None] = mapped_column(Integer, nullable=True)
     worker_pid: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    queue: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    device: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    worker: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    stop_requested: Mapped[str | None] = mapped_column(String(10), nullable=True)
     created_at: Mapped[float] = mapped_column(Float, index=True)
     started_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     finished_at: Mapped[float | None] = mapped_column(Float, nullable=True)
@@ -159,6 +163,8 @@ class ServerRow(Base):
     owner: Mapped[str] = mapped_column(String(200), primary_key=True)
     started_at: Mapped[float] = mapped_column(Float)
     heartbeat_at: Mapped[float] = mapped_column(Float, index=True)
+    kind: Mapped[str] = mapped_column(String(10), default="server")  # "server" or "worker"
+    info: Mapped[dict] = mapped_column(JSON, default=dict)  # a worker's name, queues, device, concurrency
 
 
 def _entity(cls, row) -> Any:
@@ -211,28 +217,41 @@ class MetadataStore:
         with self._sessions() as session, session.begin():
             yield session
 
-    # -- servers (who is alive to own runs) ---------------------------------------
-    def register_server(self, owner: str) -> None:
-        """Announce a server process; its heartbeat keeps its runs from being taken as orphans."""
+    # -- servers and workers (who is alive to own runs) ------------------------------
+    def register_server(self, owner: str, kind: str = "server", info: dict[str, Any] | None = None) -> None:
+        """Announce a server process or a Celery worker; its heartbeat keeps its runs from being taken
+        as orphans."""
         now = time.time()
         with self._tx() as s:
-            s.merge(ServerRow(owner=owner, started_at=now, heartbeat_at=now))
+            s.merge(ServerRow(owner=owner, started_at=now, heartbeat_at=now, kind=kind, info=info or {}))
 
-    def heartbeat(self, owner: str) -> None:
-        """Say that `owner` is still alive."""
+    def heartbeat(self, owner: str, info: dict[str, Any] | None = None) -> bool:
+        """Say that `owner` is still alive (with its current `info`); False if its row is gone (it was
+        taken for dead), so the caller can register again."""
+        values: dict[str, Any] = {"heartbeat_at": time.time()}
+        if info is not None:
+            values["info"] = info
         with self._tx() as s:
-            s.execute(update(ServerRow).where(ServerRow.owner == owner).values(heartbeat_at=time.time()))
+            return s.execute(update(ServerRow).where(ServerRow.owner == owner).values(**values)).rowcount > 0
 
     def remove_server(self, owner: str) -> None:
-        """Forget a server that shut down."""
+        """Forget a server or worker that shut down."""
         with self._tx() as s:
             s.execute(delete(ServerRow).where(ServerRow.owner == owner))
 
     def live_servers(self, max_age: float) -> set[str]:
-        """Owners whose last heartbeat is younger than `max_age` seconds."""
+        """Owners (servers and workers) whose last heartbeat is younger than `max_age` seconds."""
         with self._tx() as s:
             rows = s.scalars(select(ServerRow.owner).where(ServerRow.heartbeat_at >= time.time() - max_age))
             return set(rows)
+
+    def list_servers(self, kind: str, max_age: float) -> list[dict[str, Any]]:
+        """Live servers or workers, oldest first, with their info and heartbeat times."""
+        query = (select(ServerRow).where(ServerRow.kind == kind, ServerRow.heartbeat_at >= time.time() - max_age)
+                 .order_by(ServerRow.started_at))
+        with self._tx() as s:
+            return [{"owner": r.owner, "started_at": r.started_at, "heartbeat_at": r.heartbeat_at, **(r.info or {})}
+                    for r in s.scalars(query)]
 
     # -- datasets ---------------------------------------------------------------
     def upsert_dataset(self, dataset: Dataset) -> Dataset:
@@ -484,9 +503,14 @@ class MetadataStore:
         with self._tx() as s:
             s.execute(update(RunRow).where(RunRow.id == run_id).values(**values))
 
-    def record_event(self, event_: RunEvent, run_values: dict[str, Any]) -> None:
-        """Store an event and the run fields it changes, atomically."""
+    def record_event(self, event_: RunEvent, run_values: dict[str, Any], expect_status: str | None = None) -> bool:
+        """Store an event and the run fields it changes, atomically; with `expect_status`, only if the
+        run still has that status (False, nothing stored, if another node changed it first)."""
         with self._tx() as s:
+            if expect_status is not None:
+                guard = update(RunRow).where(RunRow.id == event_.run_id, RunRow.status == expect_status)
+                if s.execute(guard.values(last_seq=event_.seq)).rowcount == 0:
+                    return False
             s.add(
                 RunEventRow(
                     run_id=event_.run_id,
@@ -498,6 +522,34 @@ class MetadataStore:
             )
             values = dict(run_values, last_seq=event_.seq)
             s.execute(update(RunRow).where(RunRow.id == event_.run_id).values(**values))
+        return True
+
+    def claim_run(self, run_id: str, owner: str, worker: str) -> Run | None:
+        """Take a queued run for a worker (it becomes `running`, owned by it); None when it is no longer
+        queued (cancelled meanwhile, or taken by another worker): a run never trains twice at once."""
+        with self._tx() as s:
+            claimed = s.execute(
+                update(RunRow).where(RunRow.id == run_id, RunRow.status == RunStatus.QUEUED.value)
+                .values(status=RunStatus.RUNNING.value, owner=owner, worker=worker)).rowcount
+            if not claimed:
+                return None
+            return _entity(Run, s.get(RunRow, run_id))
+
+    def request_stop(self, run_id: str, what: str) -> bool:
+        """Ask whichever worker has an active run to stop it (`cancel`, or `delete` once stopped)."""
+        with self._tx() as s:
+            return s.execute(update(RunRow).where(RunRow.id == run_id, RunRow.status.in_(ACTIVE_STATUSES))
+                             .values(stop_requested=what)).rowcount > 0
+
+    def stop_requests(self, run_ids: Iterable[str]) -> dict[str, str]:
+        """Which of these runs have been asked to stop, and how."""
+        ids = list(run_ids)
+        if not ids:
+            return {}
+        with self._tx() as s:
+            rows = s.execute(select(RunRow.id, RunRow.stop_requested)
+                             .where(RunRow.id.in_(ids), RunRow.stop_requested.is_not(None)))
+            return {run_id: what for run_id, what in rows}
 
     def list_events(
         self, run_id: str, *, after_seq: int = 0, types: Iterable[str] | None = None
