@@ -20,6 +20,7 @@
 
   const ACTIVE = new Set(["queued", "running"]);
   const FINAL = new Set(["completed", "failed", "cancelled", "interrupted"]);
+  const SILENT_RUN_MS = 15000; // a run in training that sends nothing for this long is looked up
   const NOTICE_MS = 8000;
   const RUN_EVENT_NAMES = ["run_created", "training_started", "training_progress", "training_update",
     "training_complete", "training_error", "training_cancelled", "training_interrupted"];
@@ -317,6 +318,20 @@
         }
       });
       live.onConnect(() => this.catchUpAll());
+      // Events can be lost while the socket stays up (several server nodes: the message queue
+      // restarting). A run in training that has been silent for a while is asked for its stored
+      // events; so is one whose next event skips a `seq` (see receive).
+      setInterval(() => this.sweep(), SILENT_RUN_MS);
+    }
+
+    sweep() {
+      const now = Date.now();
+      for (const run of this.runs.values()) {
+        if (run.status === "running" && !this.holding.has(run.run_id) && now - (run.heardAt || now) > SILENT_RUN_MS) {
+          run.heardAt = now;
+          this.catchUp(run);
+        }
+      }
     }
 
     /**
@@ -328,7 +343,7 @@
       const known = this.runs.get(run.run_id);
       if (known && known.seq > (run.last_seq || 0)) return known; // this page has seen newer events
       const seq = known && this.holding.has(run.run_id) ? known.seq : run.last_seq || 0;
-      const tracked = Object.assign(known || {}, run, { seq });
+      const tracked = Object.assign(known || {}, run, { seq, heardAt: Date.now() });
       this.runs.set(run.run_id, tracked);
       this.follow(tracked);
       if (!known && ACTIVE.has(tracked.status)) refreshStatus(); // the header counts it
@@ -365,10 +380,17 @@
         this.follow(run).then(() => this.catchUp(run));
         return;
       }
+      if (typeof payload.seq === "number" && run.seq > 0 && payload.seq > run.seq + 1) {
+        // a gap: fetch what is stored in between before applying this one
+        this.holding.set(run.run_id, [[name, payload]]);
+        this.catchUp(run);
+        return;
+      }
       this.apply(run, name, payload);
     }
 
     apply(run, name, payload) {
+      run.heardAt = Date.now();
       if (typeof payload.seq === "number") {
         if (payload.seq <= run.seq) return; // already applied
         run.seq = payload.seq;

@@ -153,6 +153,38 @@ def test_a_run_started_by_a_script_and_a_reconnect_leave_one_point_per_epoch(pag
         assert dataset["xs"] == list(range(1, epochs + 1)), dataset["label"]
 
 
+# Events lost while the socket stays up (a message queue restarting between server nodes): the
+# socket.io client's packets are dropped until `window.dropEvents` is false again.
+DROP_EVENTS = """() => {
+  const socket = livetrain.connection.socket, deliver = socket.onevent.bind(socket);
+  window.dropEvents = true;
+  socket.onevent = (packet) => { if (!window.dropEvents) deliver(packet); };
+}"""
+
+
+def test_events_lost_while_connected_are_fetched_when_the_next_one_skips_a_seq(page, web_server):
+    api = web_server.api
+    network = _network(web_server)
+    _open(page, network)
+    run_id = api.post(f"/api/networks/{network['network_id']}/train", {"epochs": 300, "mini_batch_size": 1},
+                      expect=202)["run_id"]
+    _wait_for_points(page, SERIES)
+
+    page.evaluate(DROP_EVENTS)
+    seen = _points(page) // SERIES
+    wait_until(lambda: api.get(f"/api/runs/{run_id}")["epochs_done"] >= seen + 3, timeout=TRAINING / 1000,
+               what="three more stored epochs")
+    expect(page.locator("#connection")).to_have_text("Live")  # the socket never went down
+    page.evaluate("window.dropEvents = false")
+
+    api.post(f"/api/runs/{run_id}/cancel")
+    expect(page.locator("#run-panel").locator('[data-field="status"]')).to_have_text("cancelled", timeout=TRAINING)
+    epochs = api.get(f"/api/runs/{run_id}")["epochs_done"]
+    expect(page.locator("#training-chart")).to_have_attribute("data-points", str(epochs * SERIES))
+    for dataset in page.evaluate(CHART_DATA):
+        assert dataset["xs"] == list(range(1, epochs + 1)), dataset["label"]
+
+
 def test_train_form_checks_input_then_shows_the_servers_refusal(page, web_server, page_problems):
     page_problems.allow("400 POST")
     network = _network(web_server)
