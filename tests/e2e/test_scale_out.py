@@ -7,6 +7,7 @@ executed on a worker; cancels, dead workers and dead server nodes behave as docs
 from __future__ import annotations
 
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -157,6 +158,21 @@ def test_a_worker_killed_mid_run_leaves_it_interrupted_and_another_worker_resume
     assert again["worker"] != victim.name and again["start_epoch"] == run["checkpoint_epoch"]
     seqs = seqs_of(watcher, run_id)
     assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))  # joined after run_created; no gap after
+
+
+def test_a_worker_stopped_by_its_service_manager_leaves_its_run_interrupted_at_once(nodes, cluster, client_of):
+    a, b = nodes
+    watcher = client_of(a)
+    network_id = b.api.create_network()["network_id"]
+    run_id = b.api.train(network_id, epochs=LONG_EPOCHS)["job_id"]
+    watcher.wait_for("training_update", run_id)
+    worker = cluster.worker_named(a.api.run(run_id)["worker"])
+
+    worker.process.send_signal(signal.SIGTERM)  # docker stop, systemctl stop
+    interrupted = watcher.wait_for("training_interrupted", run_id, timeout=30)
+    assert f"the worker {worker.name} stopped" in interrupted["error"]
+    worker.process.wait(timeout=30)
+    assert worker.name not in {w["name"] for w in a.api.get("/api/workers")["workers"]}
 
 
 def test_the_terminal_client_follows_through_one_node_a_run_on_a_worker(nodes):
