@@ -4,6 +4,7 @@
     python -m bench.run_all --only events   # one benchmark: epoch, status, events, sklearn, pages, batch,
                                             # dialects, upload
     python -m bench.run_all --only upload   # big-file uploads, 50 MB and 1 GB (several minutes)
+    python -m bench.run_all --only scale    # Celery workers and server nodes on Redis and PostgreSQL (~4 min)
     python -m bench.run_all --rounds 5      # more rounds of the epoch-time comparison
 
 Run from the repository root with the project installed (`pip install -e .` plus the test
@@ -109,11 +110,22 @@ def run_dialects(args) -> dict[str, Any]:
     return dialects.run()
 
 
+def run_scale(args) -> dict[str, Any]:
+    """Benchmark 11: runs per minute with 1 and 2 Celery workers, event and cancel latency through Redis,
+    fan-out of a worker's events to 100 clients (skipped without Redis and PostgreSQL)."""
+    from bench import scale_out
+
+    return scale_out.run(batch_size=args.scale_batch, rounds=args.scale_rounds, clients=args.clients,
+                         fanout_events=args.scale_events)
+
+
 BENCHMARKS = {"epoch": run_epoch, "status": run_status, "events": run_events, "sklearn": run_sklearn,
-              "pages": run_pages, "batch": run_batch, "dialects": run_dialects, "upload": run_upload}
+              "pages": run_pages, "batch": run_batch, "dialects": run_dialects, "upload": run_upload,
+              "scale": run_scale}
 # Left out of the full run: the 1 GB upload alone takes minutes on 2 cores
-# (and writes a 1 GB file to /tmp); ask for it with --only upload.
-NOT_BY_DEFAULT = {"upload"}
+# (and writes a 1 GB file to /tmp); ask for it with --only upload. Scale-out needs
+# Redis and PostgreSQL and takes about 4 minutes; ask for it with --only scale.
+NOT_BY_DEFAULT = {"upload", "scale"}
 
 
 def _fmt(value: float | None, unit: str = "", digits: int = 3) -> str:
@@ -230,7 +242,39 @@ def table(results: dict[str, Any]) -> str:
                          "< 100 ms", "yes" if r["met"]["status"] else "NO"))
     elif upload:
         rows.append(("9", "big uploads", "error: " + upload["error"].strip().splitlines()[-1][:80], "", "NO"))
+    rows += _scale_rows(results.get("scale"))
     return markdown_table(rows)
+
+
+def _scale_rows(scale: dict[str, Any] | None) -> list[tuple[str, ...]]:
+    if not scale:
+        return []
+    if "skipped" in scale:
+        return [("11", "scale-out", "skipped: " + scale["skipped"][:100], "", "")]
+    if "error" in scale:
+        return [("11", "scale-out", "error: " + scale["error"].strip().splitlines()[-1][:80], "", "NO")]
+    put, lat, cancel, fan = scale["throughput"], scale["latency"], scale["cancel"], scale["fanout"]
+    rpm, update = put["runs_per_minute"], lat["ms"]
+    nodes, one_node = cancel["seconds"]["across nodes"], cancel["seconds"]["local"]
+    return [
+        ("11a", f"runs/min, {put['batch']} runs at once: 2 Celery workers / 1",
+         f"{put['ratio']:.2f} ({rpm['2 workers']:.0f} vs {rpm['1 worker']:.0f} runs/min; local runner with "
+         f"2 at once: {rpm['local max_concurrent_runs=2']:.0f})", ">= 1.8",
+         "yes" if put["met"] else "NO"),
+        ("11b", "epoch event -> client: p99 through Redis / local",
+         f"{lat['ratio_p99']:.2f} (p50 {update['redis']['training_update']['p50']:.1f} / p99 "
+         f"{update['redis']['training_update']['p99']:.1f} ms vs {update['local']['training_update']['p50']:.1f} / "
+         f"{update['local']['training_update']['p99']:.1f} ms, n={update['redis']['training_update']['n']})",
+         "<= 1.5", "yes" if lat["met"] else "NO"),
+        ("11b", "cancel on node A of a run on node B's worker -> client",
+         f"worst {nodes['max']:.2f} s, median {nodes['median']:.2f} s (n={nodes['n']}; one node: "
+         f"{one_node['median']:.2f} s)", "<= 2 s", "yes" if cancel["met"] else "NO"),
+        ("11c", f"events through Redis -> one node -> {fan['clients']} clients",
+         f"{fan['events_fully_delivered_per_second']:.0f} events/s to all, {fan['deliveries_per_second']:,.0f} "
+         f"deliveries/s; {fan['clients_with_every_event']}/{fan['clients']} got all {fan['events']}; node CPU "
+         f"{fan['server_cpu_ms_per_event']:.2f} ms/event",
+         "(reported)", ""),
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -238,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.run_all", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", action="append", choices=list(BENCHMARKS),
-                        help="run only this benchmark (repeatable); upload runs only when named")
+                        help="run only this benchmark (repeatable); upload and scale run only when named")
     parser.add_argument("--rounds", type=int, default=3, help="rounds of the epoch-time comparison")
     parser.add_argument("--status-window", type=float, default=10.0, help="seconds of GET /api/status sampling")
     parser.add_argument("--clients", type=int, default=100)
@@ -256,6 +300,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="uploads per size, each to a fresh server (default 3 up to 256 MB, else 1)")
     parser.add_argument("--upload-breakdown", action="store_true",
                         help="benchmark 8 also times the server's steps alone, in a fresh process")
+    parser.add_argument("--scale-batch", type=int, default=16, help="runs of benchmark 11's throughput batch")
+    parser.add_argument("--scale-rounds", type=int, default=2, help="batches on each side of benchmark 11a")
+    parser.add_argument("--scale-events", type=int, default=4000, help="events benchmark 11c's publisher emits")
     parser.add_argument("--out", type=Path, default=RESULTS / "latest.json")
     args = parser.parse_args(argv)
 

@@ -88,6 +88,10 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--concurrency", type=_positive, metavar="N",
                         default=int(os.environ.get("LIVETRAIN_WORKER_CONCURRENCY") or 1),
                         help="runs trained at once (default 1); each gets cores / N torch threads")
+    worker.add_argument("--threads", type=_positive, metavar="N",
+                        default=int(os.environ.get("LIVETRAIN_WORKER_THREADS") or 0) or None,
+                        help="torch threads per run (default: cores / concurrency); lower it when several "
+                             "workers share a machine")
     worker.add_argument("--queues", metavar="Q,...", default=os.environ.get("LIVETRAIN_WORKER_QUEUES") or "",
                         help="the queues to take runs from (default: LIVETRAIN_DEFAULT_QUEUE, i.e. default)")
     worker.add_argument("--device", metavar="DEVICE", default=os.environ.get("LIVETRAIN_DEVICE") or "cpu",
@@ -289,7 +293,7 @@ def worker(args: argparse.Namespace) -> int:
     from livetrain.jobs.celery_app import run_worker
 
     return run_worker(settings, name=name, queues=queues, concurrency=args.concurrency, device=device,
-                      log_level=args.log_level.upper())
+                      threads=args.threads, log_level=args.log_level.upper())
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -121,7 +121,8 @@ class WorkerRuntime:
 
     current: WorkerRuntime | None = None
 
-    def __init__(self, settings: Settings, *, name: str, queues: list[str], concurrency: int, device: str) -> None:
+    def __init__(self, settings: Settings, *, name: str, queues: list[str], concurrency: int, device: str,
+                 threads: int | None = None) -> None:
         from livetrain import extensions
         from livetrain.events import Emitter
         from livetrain.jobs.pool import WorkerPool
@@ -136,7 +137,7 @@ class WorkerRuntime:
         self.concurrency = concurrency
         self.device = device
         self.owner = owner_token()
-        self.threads = max(1, (os.cpu_count() or 1) // concurrency)
+        self.threads = threads or max(1, (os.cpu_count() or 1) // concurrency)
         settings.models_dir.mkdir(parents=True, exist_ok=True)
         self.store = MetadataStore(settings.resolved_database_url)
         self.store.create_schema()
@@ -146,7 +147,8 @@ class WorkerRuntime:
         self.reporter = RunReporter(store=self.store, artifacts=self.artifacts,
                                     emitter=Emitter(socketio, settings.broadcast_events), metrics=Metrics.create(),
                                     worker=name, persist_seq=True)
-        self.pool = WorkerPool(warm=concurrency, threads=self.threads, spawn=_thread, nice=0)
+        # nice 5, as on a server: the worker's own threads (reports, heartbeats) stay responsive
+        self.pool = WorkerPool(warm=concurrency, threads=self.threads, spawn=_thread, nice=5)
         self._active: dict[str, _Active] = {}
         self._lock = threading.Lock()
         self._closed = False
@@ -244,7 +246,9 @@ class WorkerRuntime:
         self._publish_info()
         handle = None
         try:
-            handle = self.pool.acquire()
+            # no refill: the process goes back to the pool after the run, so a replacement started
+            # now would import torch for nothing, on the cores the run is training on
+            handle = self.pool.acquire(refill=False)
             active.handle = handle
             if active.stop is None:
                 stop = self.store.stop_requests([job.run_id]).get(job.run_id)
@@ -272,6 +276,7 @@ class WorkerRuntime:
         finally:
             if handle is not None:
                 self.pool.discard(handle)
+            self.pool.warm_up()  # only starts one if a process was lost
             with self._lock:
                 self._active.pop(job.run_id, None)
             self._publish_info()
@@ -313,11 +318,12 @@ def _thread(fn, *args) -> None:
 
 
 def run_worker(settings: Settings, *, name: str, queues: list[str], concurrency: int, device: str,
-               log_level: str = "INFO") -> int:
+               threads: int | None = None, log_level: str = "INFO") -> int:
     """`livetrain worker`: a Celery worker (thread pool: each slot only drives a worker process)."""
     from celery import signals
 
-    runtime = WorkerRuntime(settings, name=name, queues=queues, concurrency=concurrency, device=device)
+    runtime = WorkerRuntime(settings, name=name, queues=queues, concurrency=concurrency, device=device,
+                            threads=threads)
     app = make_celery(settings)
 
     @signals.worker_ready.connect(weak=False)
