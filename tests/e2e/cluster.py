@@ -18,8 +18,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import HAVE_MNIST, MNIST_DIR, PG_ADMIN, PG_NEEDS
-from tests.e2e.helpers import READY_TIMEOUT, STOP_TIMEOUT, ServerProcess, _group_members, wait_until
+from tests.conftest import PG_ADMIN, PG_NEEDS
+from tests.e2e.helpers import (
+    READY_TIMEOUT,
+    STOP_TIMEOUT,
+    ServerProcess,
+    _group_members,
+    livetrain_env,
+    wait_until,
+)
 
 REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
 REDIS_NEEDS = f"needs Redis on {REDIS_HOST}:{REDIS_PORT} (redis-server)"
@@ -143,13 +150,6 @@ class Cluster:
         self.servers: list[ServerProcess] = []
         self.workers: list[WorkerProcess] = []
 
-    def process_env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("LIVETRAIN_")}
-        env["LIVETRAIN_MNIST_DIR"] = str(MNIST_DIR) if HAVE_MNIST else str(self.home / "no-mnist")
-        env["PYTHONUNBUFFERED"] = "1"
-        env.update(self.env)
-        return env
-
     def start_server(self) -> ServerProcess:
         n = len(self.servers)
         server = ServerProcess(self.home, self.folder / f"server{n}.log", self.env)
@@ -162,7 +162,7 @@ class Cluster:
         for _ in range(count):
             n = len(self.workers)
             worker = WorkerProcess(f"w{n}-{self.queue[-4:]}", self.home, self.folder / f"worker{n}.log",
-                                   self.process_env(),
+                                   livetrain_env(self.home, self.env),
                                    ["--broker", self.redis_url, "--message-queue", self.redis_url,
                                     "--queues", self.queue, "--concurrency", "1"])
             self.workers.append(worker)

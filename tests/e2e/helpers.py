@@ -76,6 +76,17 @@ def parent_pid(pid: int) -> int | None:
     return int(stat[stat.rindex(")") + 2:].split()[1])
 
 
+def livetrain_env(home: Path, extra: dict[str, str]) -> dict[str, str]:
+    """The environment of a livetrain process the tests start: none of this shell's LIVETRAIN_*
+    variables, then `extra`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LIVETRAIN_")}
+    # without MNIST, point at an empty folder so the default dataset is digits for sure
+    env["LIVETRAIN_MNIST_DIR"] = str(MNIST_DIR) if HAVE_MNIST else str(home / "no-mnist")
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update(extra)
+    return env
+
+
 class PortTaken(Exception):
     """The server could not bind its port (someone took it between probe and start)."""
 
@@ -110,12 +121,7 @@ class ServerProcess:
         return self._api
 
     def _env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("LIVETRAIN_")}
-        # without MNIST, point at an empty folder so the default dataset is digits for sure
-        env["LIVETRAIN_MNIST_DIR"] = str(MNIST_DIR) if HAVE_MNIST else str(self.home / "no-mnist")
-        env["PYTHONUNBUFFERED"] = "1"
-        env.update(self.extra_env)
-        return env
+        return livetrain_env(self.home, self.extra_env)
 
     def start(self) -> ServerProcess:
         """Start the server and wait until GET /api/status answers."""

@@ -200,47 +200,37 @@ class RunReporter:
         elif network.status == "training":
             self.store.update_network(network.id, status="trained" if network.trained else "created")
 
+    def _end(self, run: Run, event: str, fields: dict[str, Any], status: RunStatus, expect_status: str,
+             **values: Any) -> bool:
+        """Record a run's end unless another node recorded one first (guarded by `expect_status`:
+        a node may end a queued run while the node that queued it cancels it too, and several nodes
+        may find the same dead worker at once); False when it had."""
+        if self.report(run, event, fields, {"status": status.value, "finished_at": time.time(), **values},
+                       expect_status=expect_status) is None:
+            return False
+        self._end_network_training(run)
+        if status is not RunStatus.INTERRUPTED:
+            self.metrics.runs.labels(status.value).inc()
+        self._ended(run.id)
+        return True
+
     def _on_failed(self, run: Run, msg: Failed) -> None:
         if msg.traceback:
             log.error("run %s failed:\n%s", run.id, msg.traceback)
-        if self.report(run, events.TRAINING_ERROR, events.training_error(msg.error),
-                       {"status": RunStatus.FAILED.value, "error": msg.error, "finished_at": time.time()},
-                       expect_status=run.status) is None:
-            return
-        self._end_network_training(run)
-        self.metrics.runs.labels("failed").inc()
-        self._ended(run.id)
+        self._end(run, events.TRAINING_ERROR, events.training_error(msg.error), RunStatus.FAILED, run.status,
+                  error=msg.error)
 
     def _on_cancelled(self, run: Run, msg: Cancelled) -> None:
-        # guarded: a node may have ended a queued run while the node that queued it cancels it too
-        if self.report(run, events.TRAINING_CANCELLED, events.training_cancelled(run),
-                       {"status": RunStatus.CANCELLED.value, "finished_at": time.time()},
-                       expect_status=run.status) is None:
-            return
-        self._end_network_training(run)
-        self.metrics.runs.labels("cancelled").inc()
-        self._ended(run.id)
+        self._end(run, events.TRAINING_CANCELLED, events.training_cancelled(run), RunStatus.CANCELLED, run.status)
 
     def _on_interrupted(self, run: Run, msg: Interrupted) -> None:
-        # several server nodes may find the same dead worker at once: the first one records it
-        if self.report(run, events.TRAINING_INTERRUPTED, events.training_interrupted(run, msg.error),
-                       {"status": RunStatus.INTERRUPTED.value, "error": msg.error, "finished_at": time.time()},
-                       expect_status=run.status) is None:
-            return
-        self._end_network_training(run)
-        self._ended(run.id)
+        self._end(run, events.TRAINING_INTERRUPTED, events.training_interrupted(run, msg.error),
+                  RunStatus.INTERRUPTED, run.status, error=msg.error)
 
     def cancel_queued(self, run: Run) -> bool:
         """End a run that no worker has taken yet; False if one took it (or it ended) meanwhile."""
-        payload = self.report(run, events.TRAINING_CANCELLED, events.training_cancelled(run),
-                              {"status": RunStatus.CANCELLED.value, "finished_at": time.time()},
-                              expect_status=RunStatus.QUEUED.value)
-        if payload is None:
-            return False
-        self._end_network_training(run)
-        self.metrics.runs.labels("cancelled").inc()
-        self._ended(run.id)
-        return True
+        return self._end(run, events.TRAINING_CANCELLED, events.training_cancelled(run), RunStatus.CANCELLED,
+                         RunStatus.QUEUED.value)
 
     def _drop(self, run_id: str) -> None:
         with self._lock:
