@@ -1,7 +1,7 @@
 """Persistence: metadata in a SQL database, artifacts as checksummed files."""
 
 from livetrain.store.artifacts import ArtifactRef, ArtifactStore
-from livetrain.store.entities import Dataset, Experiment, Network, NetworkVersion, Run, RunEvent, RunStatus
+from livetrain.store.entities import Dataset, Experiment, Network, NetworkVersion, Run, RunEvent, RunStatus, Token
 from livetrain.store.metadata import MetadataStore
 
 __all__ = [
@@ -15,4 +15,5 @@ __all__ = [
     "Run",
     "RunEvent",
     "RunStatus",
+    "Token",
 ]

@@ -206,3 +206,31 @@ class RunEvent:
     type: str
     payload: dict[str, Any]
     ts: float
+
+
+@dataclass
+class Token:
+    """An API token's record: never the token itself, only what identifies and limits it."""
+
+    id: str
+    name: str
+    prefix: str
+    scope: str  # "read" | "write" | "admin"
+    experiment_id: str | None = None  # limited to one experiment when set
+    created_by: str | None = None
+    created_at: float = 0.0
+    expires_at: float | None = None
+    last_used_at: float | None = None
+    revoked_at: float | None = None
+
+    def state(self, now: float) -> str:
+        """"active", "expired" or "revoked"."""
+        if self.revoked_at is not None:
+            return "revoked"
+        if self.expires_at is not None and self.expires_at <= now:
+            return "expired"
+        return "active"
+
+    def to_dict(self, now: float) -> dict[str, Any]:
+        """JSON for the API and `livetrain tokens list`."""
+        return {**_asdict(self), "state": self.state(now)}

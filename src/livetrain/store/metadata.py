@@ -41,6 +41,7 @@ from livetrain.store.entities import (
     Run,
     RunEvent,
     RunStatus,
+    Token,
 )
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -165,6 +166,21 @@ class ServerRow(Base):
     heartbeat_at: Mapped[float] = mapped_column(Float, index=True)
     kind: Mapped[str] = mapped_column(String(10), default="server")  # "server" or "worker"
     info: Mapped[dict] = mapped_column(JSON, default=dict)  # a worker's name, queues, device, concurrency
+
+
+class TokenRow(Base):
+    __tablename__ = "api_tokens"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    prefix: Mapped[str] = mapped_column(String(20))  # the first characters of the token, to recognise it
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)  # sha256 hex; the token itself is never kept
+    scope: Mapped[str] = mapped_column(String(10))
+    experiment_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    created_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    created_at: Mapped[float] = mapped_column(Float)
+    expires_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    last_used_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    revoked_at: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
 def _entity(cls, row) -> Any:
@@ -581,6 +597,49 @@ class MetadataStore:
         with self._tx() as s:
             row = s.scalars(query).first()
             return _entity(Run, row) if row else None
+
+    # -- API tokens (livetrain.auth) ------------------------------------------------
+    def add_token(self, token: Token, token_hash: str) -> Token:
+        """Store a new token by its hash."""
+        values = {c.key: getattr(token, c.key) for c in TokenRow.__table__.columns if c.key != "token_hash"}
+        with self._tx() as s:
+            s.add(TokenRow(**values, token_hash=token_hash))
+        return token
+
+    def token_by_hash(self, token_hash: str) -> Token | None:
+        """The token with this hash (revoked and expired ones too), or None."""
+        with self._tx() as s:
+            row = s.scalars(select(TokenRow).where(TokenRow.token_hash == token_hash)).first()
+            return _entity(Token, row) if row else None
+
+    def get_token(self, token_id: str) -> Token | None:
+        """A token by id, or None."""
+        with self._tx() as s:
+            row = s.get(TokenRow, token_id)
+            return _entity(Token, row) if row else None
+
+    def list_tokens(self) -> list[Token]:
+        """Every token, newest first."""
+        with self._tx() as s:
+            return [_entity(Token, r) for r in s.scalars(select(TokenRow).order_by(TokenRow.created_at.desc()))]
+
+    def count_usable_tokens(self, now: float) -> int:
+        """Tokens that are neither revoked nor expired."""
+        query = select(func.count()).select_from(TokenRow).where(
+            TokenRow.revoked_at.is_(None), (TokenRow.expires_at.is_(None)) | (TokenRow.expires_at > now))
+        with self._tx() as s:
+            return s.scalar(query) or 0
+
+    def touch_token(self, token_id: str, when: float) -> None:
+        """Record a token's last use."""
+        with self._tx() as s:
+            s.execute(update(TokenRow).where(TokenRow.id == token_id).values(last_used_at=when))
+
+    def revoke_token(self, token_id: str, when: float) -> bool:
+        """Revoke a token; False if there is none or it was already revoked."""
+        with self._tx() as s:
+            return s.execute(update(TokenRow).where(TokenRow.id == token_id, TokenRow.revoked_at.is_(None))
+                             .values(revoked_at=when)).rowcount > 0
 
 
 __all__ = ["MetadataStore", "RunStatus"]
