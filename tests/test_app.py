@@ -39,9 +39,39 @@ def test_swagger_ui_is_served(client):
     assert "swagger" in response.get_data(as_text=True).lower()
 
 
-def test_cross_origin_clients_may_call_the_api(client):
+def test_other_origins_are_not_allowed_by_default(client):
+    # by default a page elsewhere cannot read the API through a visitor's browser; pages served from
+    # this machine (a client on http://localhost:3000, like the original server's) can
     response = client.get("/api/status", headers={"Origin": "http://elsewhere.example"})
-    assert response.headers["Access-Control-Allow-Origin"] in ("*", "http://elsewhere.example")
+    assert response.status_code == 200
+    assert "Access-Control-Allow-Origin" not in response.headers
+    for local in ("http://localhost:3000", "http://127.0.0.1:8080"):
+        allowed = client.get("/api/status", headers={"Origin": local})
+        assert allowed.headers["Access-Control-Allow-Origin"] == local
+    assert "Access-Control-Allow-Origin" not in client.get(
+        "/api/status", headers={"Origin": "http://localhost.evil.example"}).headers
+
+
+def test_socketio_takes_the_same_origins(app):
+    from livetrain.app import _socket_origins
+
+    check = _socket_origins(app.config["LIVETRAIN"].cors_origin_list())
+    here = {"HTTP_HOST": "train.example:8000", "wsgi.url_scheme": "http"}
+    assert check("http://train.example:8000", here) and check("http://localhost:3000", here)
+    assert check(None, here)  # python clients send no Origin
+    assert not check("http://elsewhere.example", here)
+    proxied = {**here, "HTTP_X_FORWARDED_PROTO": "https", "HTTP_X_FORWARDED_HOST": "ml.example"}
+    assert check("https://ml.example", proxied)
+
+
+def test_configured_origins_may_call_the_api(make_app):
+    client = make_app(cors_origins="http://ui.example, http://other.example").test_client()
+    allowed = client.get("/api/status", headers={"Origin": "http://ui.example"})
+    assert allowed.headers["Access-Control-Allow-Origin"] == "http://ui.example"
+    refused = client.get("/api/status", headers={"Origin": "http://elsewhere.example"})
+    assert "Access-Control-Allow-Origin" not in refused.headers
+    anyone = make_app(cors_origins="*").test_client().get("/api/status", headers={"Origin": "http://x.example"})
+    assert anyone.headers["Access-Control-Allow-Origin"] in ("*", "http://x.example")
 
 
 def test_datasets_are_listed_with_their_shapes(client):

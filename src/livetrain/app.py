@@ -21,12 +21,15 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 PROJECT_ROOT = PACKAGE_DIR.parents[1]
 HTTP_CODES = {
     400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
     404: "not_found",
     405: "method_not_allowed",
     409: "conflict",
     413: "payload_too_large",
     415: "unsupported_media_type",
     422: "validation_error",
+    429: "too_many_requests",
     500: "internal_error",
 }
 
@@ -81,9 +84,26 @@ class UploadRequest(Request):
         return spool
 
 
+def _socket_origins(origins: str | list):
+    """Socket.IO's origin check: the same origin (also as a proxy forwards it) or one of `origins`."""
+    if origins == "*":
+        return "*"
+
+    def allowed(origin: str | None, environ: dict) -> bool:
+        if not origin:
+            return True  # not a browser: nothing to protect against
+        host = environ.get("HTTP_X_FORWARDED_HOST", environ.get("HTTP_HOST", "")).split(",")[0].strip()
+        scheme = environ.get("HTTP_X_FORWARDED_PROTO", environ.get("wsgi.url_scheme", "http")).split(",")[0].strip()
+        if origin in (f"{scheme}://{host}", f"{environ.get('wsgi.url_scheme', 'http')}://{environ.get('HTTP_HOST')}"):
+            return True
+        return any(o.match(origin) if hasattr(o, "match") else o == origin for o in origins)
+
+    return allowed
+
+
 def create_app(config: dict[str, Any] | None = None, *, async_mode: str | None = None) -> APIFlask:
     """Build a livetrain app: settings from defaults, `LIVETRAIN_*` variables, then `config`."""
-    from livetrain import api, events, web
+    from livetrain import api, events, security, web
     from livetrain.extensions import cors, new_socketio
     from livetrain.services import Livetrain
 
@@ -99,7 +119,6 @@ def create_app(config: dict[str, Any] | None = None, *, async_mode: str | None =
         static_folder=_asset_folder("static"),
     )
     app.config.update(
-        SECRET_KEY=settings.secret_key or "livetrain-dev",
         # the hard cap is the larger limit; `check_body` applies the one for the body's kind
         MAX_CONTENT_LENGTH=max(settings.max_content_length, settings.max_upload_bytes + UPLOAD_OVERHEAD),
         VALIDATION_ERROR_STATUS_CODE=400,
@@ -159,6 +178,8 @@ def create_app(config: dict[str, Any] | None = None, *, async_mode: str | None =
 
     @app.errorhandler(HTTPException)
     def http_exception(error: HTTPException):
+        if error.response is not None:  # already answered in the error format (a rate limit's 429)
+            return error.response
         code = HTTP_CODES.get(error.code or 500, "error")
         message = error.description or error.name
         if error.code == 400 and request.is_json:
@@ -167,18 +188,20 @@ def create_app(config: dict[str, Any] | None = None, *, async_mode: str | None =
             message = _too_large(settings)
         return {"error": code, "message": message}, error.code
 
+    security.init_app(app, settings)  # after check_body: a refused body is refused before anything else
     origins = settings.cors_origin_list()
     cors.init_app(app, resources={r"/api/*": {"origins": origins}})
     socketio = new_socketio()
     queue = {"message_queue": settings.message_queue, "channel": settings.message_queue_channel} \
         if settings.message_queue else {}
-    socketio.init_app(app, async_mode=mode, cors_allowed_origins=origins, **queue)
+    socketio.init_app(app, async_mode=mode, cors_allowed_origins=_socket_origins(origins), **queue)
     emitter = events.Emitter(socketio, settings.broadcast_events)
     container = Livetrain(settings, emitter, spawn=socketio.start_background_task,
                           sleep=socketio.sleep, async_mode=mode)
     app.extensions["livetrain"] = container
     api.register(app)
     app.register_blueprint(web.bp)
+    app.register_blueprint(web.auth_bp)
     events.register_handlers(socketio, container)
     atexit.register(container.close)
     return app

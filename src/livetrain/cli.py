@@ -60,6 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
                                      epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--url", default=os.environ.get("LIVETRAIN_URL") or DEFAULT_URL,
                         help=f"the server the client commands talk to (default: $LIVETRAIN_URL, else {DEFAULT_URL})")
+    parser.add_argument("--token", default=os.environ.get("LIVETRAIN_TOKEN") or None,
+                        help="the API token the client commands send (default: $LIVETRAIN_TOKEN)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     serve = sub.add_parser("serve", help="run the server")
     serve.add_argument("--host", default=os.environ.get("LIVETRAIN_HOST", "127.0.0.1"))
@@ -69,6 +71,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--async-mode", choices=["eventlet", "threading", "gevent"],
                        default=os.environ.get("LIVETRAIN_ASYNC_MODE") or "eventlet")
     serve.add_argument("--log-level", default=os.environ.get("LIVETRAIN_LOG_LEVEL", "INFO"))
+    serve.add_argument("--auth", choices=["auto", "on", "off"], default=os.environ.get("LIVETRAIN_AUTH") or "auto",
+                       help="ask for API tokens: auto (once a token exists, and always on a non-loopback --host), "
+                            "on, or off (docs/security.md)")
+    serve.add_argument("--insecure", action="store_true",
+                       help="allow a non-loopback --host with --auth off: anyone who reaches the port can do anything")
     scale = serve.add_argument_group("scale-out", "several server nodes and Celery workers (docs/architecture.md)")
     scale.add_argument("--runner", choices=["local", "celery"], default=os.environ.get("LIVETRAIN_RUNNER") or "local",
                        help="local: this server's worker processes (default); celery: Celery workers on any machine")
@@ -100,7 +107,41 @@ def build_parser() -> argparse.ArgumentParser:
                         help="how the worker is shown in GET /api/workers (default: livetrain@HOST-PID)")
     worker.add_argument("--log-level", default=os.environ.get("LIVETRAIN_LOG_LEVEL", "INFO"))
     _add_client_commands(sub)
+    _add_token_commands(sub)
     return parser
+
+
+def _add_token_commands(sub: argparse._SubParsersAction) -> None:
+    tokens = sub.add_parser("tokens", help="create, list and revoke API tokens",
+                            description="API tokens, in the database of --home (or LIVETRAIN_DATABASE_URL) directly "
+                                        "— how the first admin token is made — or, with --server, over REST with "
+                                        "an admin --token.").add_subparsers(dest="action", required=True,
+                                                                            metavar="ACTION")
+    where = argparse.ArgumentParser(add_help=False)
+    where.add_argument("--home", default=os.environ.get("LIVETRAIN_HOME") or os.getcwd(),
+                       help="the server's home folder (its database, unless LIVETRAIN_DATABASE_URL is set)")
+    where.add_argument("--server", metavar="URL", help="talk to this server over REST instead (needs an admin "
+                                                       "--token / LIVETRAIN_TOKEN)")
+    where.add_argument("--json", action="store_true", help="print JSON instead of text")
+    create = tokens.add_parser("create", parents=[where], help="create a token; it is printed once")
+    create.add_argument("--name", required=True)
+    create.add_argument("--scope", required=True, choices=["read", "write", "admin"])
+    create.add_argument("--expires", metavar="DURATION", help="e.g. 30d, 12h, 2w (default: never)")
+    create.add_argument("--experiment", metavar="ID", help="limit the token to one experiment and its runs")
+    tokens.add_parser("list", parents=[where], help="list tokens (never their secrets)")
+    revoke = tokens.add_parser("revoke", parents=[where], help="revoke a token by id or by its lt_ prefix")
+    revoke.add_argument("which", metavar="ID_OR_PREFIX")
+
+
+def _is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def _message_queue_option(parser) -> None:
@@ -199,6 +240,14 @@ def _add_client_commands(sub: argparse._SubParsersAction) -> None:
 
 def serve(args: argparse.Namespace) -> int:
     """Run the server until interrupted."""
+    auth = args.auth
+    if not _is_loopback(args.host):
+        if auth == "off" and not args.insecure:
+            print(f"livetrain serve: refusing to listen on {args.host} with --auth off: anyone who reaches the port "
+                  "could delete everything; use --auth on (or auto), or pass --insecure", file=sys.stderr)
+            return 2
+        if auth == "auto":
+            auth = "on"  # reachable from other machines: tokens always
     from livetrain.concurrency import monkey_patch
 
     monkey_patch(args.async_mode)
@@ -213,7 +262,7 @@ def serve(args: argparse.Namespace) -> int:
 
     try:
         app = create_app({"home": args.home, "runner": args.runner, "broker_url": args.broker,
-                          "message_queue": args.message_queue}, async_mode=args.async_mode)
+                          "message_queue": args.message_queue, "auth": auth}, async_mode=args.async_mode)
     except ValueError as exc:  # settings that cannot work: say which, in one line
         print(f"livetrain serve: {exc}", file=sys.stderr)
         return 2
@@ -235,7 +284,13 @@ def serve(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, stop)
     scale = f", runner {args.runner}" + (", message queue" if args.message_queue else "")
     print(f"livetrain serving on http://{args.host}:{args.port} (home {container.settings.home}, "
-          f"{args.async_mode}{scale})", flush=True)
+          f"{args.async_mode}{scale}, auth {auth})", flush=True)
+    if auth == "off" and not _is_loopback(args.host):
+        print(f"livetrain: WARNING: auth is off on {args.host} (--insecure): anyone who reaches the port can do "
+              "anything", flush=True)
+    if auth == "on" and not container.tokens.any_usable():
+        print("livetrain: auth is on and no token exists yet; create the first admin token with:\n"
+              f"  livetrain tokens create --name admin --scope admin --home {container.settings.home}", flush=True)
     try:
         socketio.run(app, host=args.host, port=args.port, allow_unsafe_werkzeug=True, log_output=False)
     except KeyboardInterrupt:
@@ -303,6 +358,10 @@ def main(argv: list[str] | None = None) -> int:
         return serve(args)
     if args.command == "worker":
         return worker(args)
+    if args.command == "tokens":
+        from livetrain.tokens_cli import run
+
+        return run(args)
     from livetrain import console  # the client side: requests and python-socketio, no app, no torch
 
     return console.main(args)

@@ -77,10 +77,13 @@ def _connection_reason(error: Exception) -> str:
 class LivetrainClient:
     """The REST API of one server (docs/api.md): each method returns the JSON answer or raises ClientError."""
 
-    def __init__(self, base_url: str = DEFAULT_URL, timeout: float = READ_TIMEOUT) -> None:
+    def __init__(self, base_url: str = DEFAULT_URL, timeout: float = READ_TIMEOUT, token: str | None = None) -> None:
         self.base_url = normalize_url(base_url)
         self.timeout = timeout
+        self.token = token or None
         self._http = requests.Session()
+        if self.token:
+            self._http.headers["Authorization"] = f"Bearer {self.token}"
 
     def close(self) -> None:
         """Release the HTTP connections."""
@@ -324,7 +327,8 @@ class RunFollower:
             sio.on(name, self._live_handler(name))
         self._sio = sio
         try:
-            sio.connect(self.client.base_url, wait_timeout=CONNECT_TIMEOUT)
+            sio.connect(self.client.base_url, wait_timeout=CONNECT_TIMEOUT,
+                        auth={"token": self.client.token} if self.client.token else None)
         except socketio.exceptions.ConnectionError as error:
             self._drop_socket()
             raise ClientError("unreachable", f"cannot open a Socket.IO connection to {self.client.base_url} "

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 ENV_PREFIX = "LIVETRAIN_"
+LOOPBACK_ORIGIN = re.compile(r"^https?://(localhost|127\.0\.0\.1|\[::1\])(:\d{1,5})?$")
 
 
 def _cores() -> int:
@@ -38,8 +40,15 @@ class Settings:
     prepare_in_worker_bytes: int = 16 * 1024 * 1024  # uploads this big are prepared in a worker process
     max_epochs: int = 10_000
     max_batch_inputs: int = 10_000
-    cors_origins: str = "*"  # "*" or a comma-separated list of origins
-    secret_key: str = ""
+    cors_origins: str = ""  # empty: the same origin and pages on this machine (localhost); "*" or a list
+    secret_key: str = ""  # signs the pages' session cookie; empty: generated once into <home>/.livetrain-secret
+    # auth (docs/security.md): "auto" asks for a token once one exists (and always on a public bind),
+    # "on" always, "off" never
+    auth: str = "auto"
+    secure_cookies: bool = False  # mark the session cookie Secure (serve behind HTTPS)
+    rate_limit_writes: str = "600/minute"  # per token, else per address; empty: no limit
+    rate_limit_uploads: str = "60/minute"
+    rate_limit_storage: str = ""  # default: the message queue's Redis when set, else this process's memory
     cancel_grace: float = 0.8  # seconds a worker gets to stop before it is killed
     heartbeat_interval: float = 5.0  # seconds between a server's "still alive" marks in the database
     worker_nice: int = 5  # workers yield the CPU to the server, so requests stay fast under load
@@ -124,12 +133,25 @@ class Settings:
             raise ValueError(f"broker_url must be a redis:// (or amqp://) URL, got {redact_url(self.broker_url)!r}")
         if self.message_queue and not self.message_queue.startswith(("redis://", "rediss://")):
             raise ValueError("message_queue must be a redis:// URL")
+        if self.auth not in {"auto", "on", "off"}:
+            raise ValueError("auth must be auto, on or off")
+        for name in ("rate_limit_writes", "rate_limit_uploads"):
+            value = getattr(self, name)
+            if value:
+                from limits import parse_many
 
-    def cors_origin_list(self) -> str | list[str]:
-        """`*`, or the configured origins as a list."""
+                try:
+                    parse_many(value)
+                except ValueError:
+                    raise ValueError(f"{name} must look like 600/minute (or be empty for no limit), "
+                                     f"got {value!r}") from None
+
+    def cors_origin_list(self) -> str | list[str | re.Pattern]:
+        """`*`, or the origins allowed besides the same origin: the configured ones, by default those of
+        pages served from this machine (a client on http://localhost:3000, as the original server's was)."""
         if self.cors_origins.strip() == "*":
             return "*"
-        return [o.strip() for o in self.cors_origins.split(",") if o.strip()]
+        return [o.strip() for o in self.cors_origins.split(",") if o.strip()] or [LOOPBACK_ORIGIN]
 
     def torch_threads(self) -> int:
         """Threads each worker process gives torch, so concurrent runs do not fight."""
@@ -140,7 +162,7 @@ class Settings:
         out = dataclasses.asdict(self)
         out["home"] = str(self.home)
         out.pop("secret_key", None)
-        for name in ("database_url", "broker_url", "message_queue"):  # they may carry a password
+        for name in ("database_url", "broker_url", "message_queue", "rate_limit_storage"):  # may carry a password
             out[name] = redact_url(out[name])
         return out
 

@@ -41,7 +41,7 @@ Command = Callable[[LivetrainClient, argparse.Namespace], int]
 def main(args: argparse.Namespace) -> int:
     """Run the client command the parsed arguments name; its exit code. Server errors end here."""
     command: Command = COMMANDS[args.client_command]
-    client = LivetrainClient(args.url)
+    client = LivetrainClient(args.url, token=getattr(args, "token", None))
     try:
         return command(client, args)
     except ClientError as error:

@@ -13,10 +13,13 @@ if TYPE_CHECKING:
     from livetrain.jobs.protocol import Epoch, Progress, Started, Step
     from livetrain.store.entities import Run
 
-from flask import request
-from flask_socketio import SocketIO, join_room, leave_room
+from flask import request, session
+from flask_socketio import ConnectionRefusedError, SocketIO, join_room, leave_room
 
 ROOM_KEYS = ("run_id", "network_id", "experiment_id")
+# every client whose token may read everything is in this room; "broadcast" events go to it, so a
+# client limited to one experiment hears only that experiment's rooms
+EVERYONE = "everyone"
 
 # a run's events, in the order a run goes through them
 RUN_CREATED = "run_created"
@@ -127,29 +130,81 @@ class Emitter:
 
     def training(self, event: str, payload: dict[str, Any]) -> None:
         """A run's event: its run, network and experiment rooms (or everyone)."""
-        if self.broadcast:
-            self.socketio.emit(event, payload)
-            return
         rooms = [room_name(key, payload[key]) for key in ROOM_KEYS if payload.get(key)]
+        if self.broadcast:
+            rooms.append(EVERYONE)  # a client in several of these rooms gets the event once
         self.socketio.emit(event, payload, to=rooms)
 
     def resource(self, event: str, payload: dict[str, Any]) -> None:
-        """A resource was created or deleted: every client hears it."""
-        self.socketio.emit(event, payload)
+        """A resource was created or deleted: every client that may read everything hears it."""
+        self.socketio.emit(event, payload, to=EVERYONE)
+
+
+def _connect_principal(services, auth: Any):
+    """Who a connecting client is: the `token` of its connect payload, else its page session;
+    ConnectionRefusedError with the reason when the server needs a token and has none that works."""
+    from livetrain.auth import OPEN, Unauthorized
+
+    if not services.auth_required():
+        return OPEN
+    secret = auth.get("token") if isinstance(auth, dict) else None
+    if secret:
+        try:
+            return services.tokens.authenticate(secret)
+        except Unauthorized as refused:
+            raise _refused(refused.message) from None
+    principal = services.tokens.principal(session.get("token_id"))
+    if principal is None:
+        raise _refused("this server needs a token: connect with auth={'token': 'lt_...'} "
+                       "(or sign in on /login for the pages)")
+    return principal
+
+
+def _refused(message: str) -> ConnectionRefusedError:
+    # the client's connect_error gets {"message": ..., "data": {"error", "message"}}
+    return ConnectionRefusedError(message, {"error": "unauthorized", "message": message})
+
+
+def _may_read(services, principal, key: str, value: str) -> bool:
+    """Whether a client limited to one experiment may join a room (others may join any)."""
+    if not principal.experiment_id:
+        return True
+    if key == "experiment_id":
+        return value == principal.experiment_id
+    if key == "run_id":
+        run = services.store.get_run(value)
+        return run is not None and run.experiment_id == principal.experiment_id
+    return False
 
 
 def register_handlers(socketio: SocketIO, services) -> None:
     """Attach connect / subscribe / unsubscribe handlers."""
+    principals: dict[str, Any] = {}  # sid -> who connected
 
     @socketio.on("connect")
     def on_connect(auth=None):
+        principal = _connect_principal(services, auth)
+        principals[request.sid] = principal
+        if not principal.experiment_id:
+            join_room(EVERYONE)
         socketio.emit(SERVER_INFO, services.server_info(), to=request.sid)
+
+    @socketio.on("disconnect")
+    def on_disconnect(reason=None):
+        principals.pop(request.sid, None)
 
     @socketio.on("subscribe")
     def on_subscribe(data=None):
         key, value, error = _room_request(data)
         if error:
             return {"ok": False, "error": "validation_error", "message": error}
+        principal = principals.get(request.sid)
+        if principal is None or (principal.token_id and services.tokens.principal(principal.token_id) is None):
+            return {"ok": False, "error": "unauthorized", "message": "the token of this connection is no longer "
+                                                                     "valid: connect again with a valid one"}
+        if not _may_read(services, principal, key, value):
+            return {"ok": False, "error": "forbidden",
+                    "message": f"token {principal.name!r} is limited to experiment {principal.experiment_id!r}"}
         if not services.exists(key, value):
             return {"ok": False, "error": "not_found", "message": f"no {key.removesuffix('_id')} {value!r}"}
         join_room(room_name(key, value))

@@ -345,6 +345,7 @@
       const xhr = new XMLHttpRequest();
       xhr.open("POST", "/api/datasets");
       xhr.setRequestHeader("Accept", "application/json");
+      xhr.setRequestHeader("X-CSRF-Token", window.livetrain.csrfToken());
       xhr.upload.addEventListener("progress", (event) => {
         if (event.lengthComputable) onProgress(event.loaded / event.total);
       });

@@ -37,8 +37,15 @@
   }
 
   /** JSON (or FormData) in, JSON out; a refusal throws an ApiError with the server's message. */
+  /** The session's CSRF token: the server refuses a signed-in page's writes without it. */
+  function csrfToken() {
+    const meta = document.querySelector('meta[name="csrf-token"]');
+    return meta ? meta.content : "";
+  }
+
   async function api(method, url, body) {
     const options = { method, headers: { Accept: "application/json" } };
+    if (method !== "GET" && method !== "HEAD") options.headers["X-CSRF-Token"] = csrfToken();
     if (body instanceof FormData) {
       options.body = body; // the browser sets the multipart boundary
     } else if (body !== undefined) {
@@ -630,7 +637,7 @@
   }
 
   window.livetrain = {
-    ACTIVE, FINAL, ApiError, InputError, api, path, fmt, dom, notice, showError, busy, readNumber,
+    ACTIVE, FINAL, ApiError, InputError, api, csrfToken, path, fmt, dom, notice, showError, busy, readNumber,
     RunFeed, RunTable, connect, embedded, renderStopButton, stopRun, refreshStatus,
   };
 })();

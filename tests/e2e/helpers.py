@@ -161,6 +161,8 @@ class ServerProcess:
                 response = requests.get(self.url + "/api/status", timeout=2)
                 if response.status_code == 200 and response.json().get("status") == "online":
                     return
+                if response.status_code == 401 and response.json().get("error") == "unauthorized":
+                    return  # it answers, and asks for a token
             except requests.RequestException:
                 pass
             if time.monotonic() > deadline:
@@ -223,9 +225,11 @@ class ServerProcess:
 class Api:
     """requests against one server, with the error body in every failure message."""
 
-    def __init__(self, base_url: str) -> None:
+    def __init__(self, base_url: str, token: str | None = None) -> None:
         self.base_url = base_url
         self.http = requests.Session()
+        if token:
+            self.http.headers["Authorization"] = f"Bearer {token}"
 
     def close(self) -> None:
         self.http.close()
@@ -314,8 +318,8 @@ class LiveClient:
             self._events.append((event, data))
             self._changed.notify_all()
 
-    def connect(self) -> LiveClient:
-        self.sio.connect(self.url, wait_timeout=15)
+    def connect(self, token: str | None = None) -> LiveClient:
+        self.sio.connect(self.url, wait_timeout=15, auth={"token": token} if token else None)
         return self
 
     def disconnect(self) -> None:

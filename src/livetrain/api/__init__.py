@@ -8,9 +8,11 @@ from livetrain.api.experiments import bp as experiments_bp
 from livetrain.api.networks import bp as networks_bp
 from livetrain.api.runs import bp as runs_bp
 from livetrain.api.status import bp as status_bp
+from livetrain.api.tokens import bp as tokens_bp
 from livetrain.api.training import bp as training_bp
 
-BLUEPRINTS = (status_bp, datasets_bp, networks_bp, runs_bp, training_bp, experiments_bp, algorithms_bp)
+BLUEPRINTS = (status_bp, datasets_bp, networks_bp, runs_bp, training_bp, experiments_bp, algorithms_bp,
+              tokens_bp)
 
 
 def register(app) -> None:

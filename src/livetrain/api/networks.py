@@ -7,6 +7,7 @@ from flask import Response, current_app
 
 from livetrain.api.runs import run_started
 from livetrain.api.schemas import ExamplesQuery, NetworkIn, PredictIn, TrainIn, present
+from livetrain.auth import requires
 from livetrain.store import Network
 
 bp = APIBlueprint("networks", __name__, url_prefix="/api/networks", tag="Networks")
@@ -50,6 +51,7 @@ def list_networks():
 
 
 @bp.delete("")
+@requires("admin")
 def delete_all_networks():
     """Delete every network (runs stay as history)."""
     return _svc().networks.delete_all()

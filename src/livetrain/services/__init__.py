@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from livetrain import __version__
+from livetrain.auth import TokenService
 from livetrain.config import Settings
 from livetrain.services.datasets import DatasetService
 from livetrain.services.experiments import ExperimentService
@@ -53,6 +54,7 @@ class Livetrain:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.store = MetadataStore(settings.resolved_database_url)
         self.store.create_schema()
+        self.tokens = TokenService(self.store)
         self.artifacts = ArtifactStore(settings.models_dir)
         self.artifacts.clear_spool()  # uploads a crash cut off
         self.metrics = Metrics.create()
@@ -137,6 +139,12 @@ class Livetrain:
                 self._reap_orphans()
             except Exception:  # a database hiccup must not end the heartbeat
                 log.exception("heartbeat failed")
+
+    def auth_required(self) -> bool:
+        """Whether requests need a token: `auth` on, or auto and some token exists (docs/security.md)."""
+        if self.settings.auth == "auto":
+            return self.tokens.any_usable()
+        return self.settings.auth == "on"
 
     def status(self) -> dict:
         """What GET /api/status reports (the original server's three fields first)."""

@@ -187,6 +187,10 @@ def _entity(cls, row) -> Any:
     return cls(**{c.key: getattr(row, c.key) for c in row.__table__.columns})
 
 
+def _token(row: TokenRow) -> Token:
+    return Token(**{c.key: getattr(row, c.key) for c in row.__table__.columns if c.key != "token_hash"})
+
+
 def _enable_sqlite_wal(dbapi_connection, _record) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
@@ -610,18 +614,18 @@ class MetadataStore:
         """The token with this hash (revoked and expired ones too), or None."""
         with self._tx() as s:
             row = s.scalars(select(TokenRow).where(TokenRow.token_hash == token_hash)).first()
-            return _entity(Token, row) if row else None
+            return _token(row) if row else None
 
     def get_token(self, token_id: str) -> Token | None:
         """A token by id, or None."""
         with self._tx() as s:
             row = s.get(TokenRow, token_id)
-            return _entity(Token, row) if row else None
+            return _token(row) if row else None
 
     def list_tokens(self) -> list[Token]:
         """Every token, newest first."""
         with self._tx() as s:
-            return [_entity(Token, r) for r in s.scalars(select(TokenRow).order_by(TokenRow.created_at.desc()))]
+            return [_token(r) for r in s.scalars(select(TokenRow).order_by(TokenRow.created_at.desc()))]
 
     def count_usable_tokens(self, now: float) -> int:
         """Tokens that are neither revoked nor expired."""
