@@ -7,6 +7,9 @@
 #     livetrain livetrain worker --broker redis://REDIS:6379/0 --message-queue redis://REDIS:6379/1 \
 #     --concurrency 1 --queues default --device cpu
 # MNIST is optional: mount its files at /var/lib/livetrain/data/mnist (or set LIVETRAIN_MNIST_DIR).
+# Auth is on (every request needs an API token; docs/security.md). The log says so at start; the
+# first admin token is made inside the container, on its database, and printed once:
+#   docker exec CONTAINER livetrain tokens create --name admin --scope admin
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -34,7 +37,8 @@ RUN useradd --system --uid 10001 --user-group --home-dir /var/lib/livetrain --sh
     && mkdir -p /var/lib/livetrain \
     && chown livetrain:livetrain /var/lib/livetrain
 
-ENV LIVETRAIN_HOME=/var/lib/livetrain
+ENV LIVETRAIN_HOME=/var/lib/livetrain \
+    LIVETRAIN_AUTH=on
 VOLUME ["/var/lib/livetrain"]
 WORKDIR /var/lib/livetrain
 USER 10001:10001
@@ -42,7 +46,7 @@ USER 10001:10001
 EXPOSE 8000
 
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
-    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/api/status', timeout=4)"]
+    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/api/health', timeout=4)"]
 
 # livetrain stops cleanly on SIGTERM (what `docker stop` sends) and on SIGINT: it ends its
 # worker processes and marks the runs that were going `interrupted`, ready to resume.

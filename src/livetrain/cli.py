@@ -290,7 +290,8 @@ def serve(args: argparse.Namespace) -> int:
               "anything", flush=True)
     if auth == "on" and not container.tokens.any_usable():
         print("livetrain: auth is on and no token exists yet; create the first admin token with:\n"
-              f"  livetrain tokens create --name admin --scope admin --home {container.settings.home}", flush=True)
+              f"  livetrain tokens create --name admin --scope admin --home {container.settings.home}\n"
+              "  (in Docker: docker exec CONTAINER livetrain tokens create --name admin --scope admin)", flush=True)
     try:
         socketio.run(app, host=args.host, port=args.port, allow_unsafe_werkzeug=True, log_output=False)
     except KeyboardInterrupt:

@@ -17,8 +17,8 @@ from flask import Flask, current_app, g, jsonify, redirect, request, session, ur
 from livetrain.auth import OPEN, READ_METHODS, Forbidden, Principal, Unauthorized, required_scope
 from livetrain.config import Settings
 
-# reachable without a token: the login page, static files, the API's description
-PUBLIC_ENDPOINTS = {"static", "auth.login", "openapi.spec", "openapi.docs"}
+# reachable without a token: the login page, static files, the API's description, the health check
+PUBLIC_ENDPOINTS = {"static", "auth.login", "openapi.spec", "openapi.docs", "status.health"}
 # what a token limited to one experiment may read besides that experiment and its runs
 SHARED_READS = {"status.status", "experiments.list_algorithms"}
 SESSION_TOKEN, SESSION_CSRF = "token_id", "csrf"

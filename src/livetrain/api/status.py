@@ -27,3 +27,9 @@ def prometheus():
     """Prometheus metrics."""
     registry = current_app.extensions["livetrain"].metrics.registry
     return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
+
+
+@bp.get("/api/health")
+def health():
+    """Whether the server answers (no token needed: for health checks and load balancers)."""
+    return {"status": "online"}
