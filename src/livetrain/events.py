@@ -136,8 +136,12 @@ class Emitter:
         self.socketio.emit(event, payload, to=rooms)
 
     def resource(self, event: str, payload: dict[str, Any]) -> None:
-        """A resource was created or deleted: every client that may read everything hears it."""
-        self.socketio.emit(event, payload, to=EVERYONE)
+        """A resource was created or deleted: every client that may read everything hears it, and the
+        experiment's room when it belongs to one (a client limited to that experiment is there)."""
+        rooms = [EVERYONE]
+        if payload.get("experiment_id"):
+            rooms.append(room_name("experiment_id", payload["experiment_id"]))
+        self.socketio.emit(event, payload, to=rooms)
 
 
 def _connect_principal(services, auth: Any):

@@ -20,7 +20,7 @@ from livetrain.config import Settings
 # reachable without a token: the login page, static files, the API's description, the health check
 PUBLIC_ENDPOINTS = {"static", "auth.login", "openapi.spec", "openapi.docs", "status.health"}
 # what a token limited to one experiment may read besides that experiment and its runs
-SHARED_READS = {"status.status", "experiments.list_algorithms"}
+SHARED_READS = {"status.status", "algorithms.list_algorithms", "tokens.whoami"}
 SESSION_TOKEN, SESSION_CSRF = "token_id", "csrf"
 SECRET_FILE = ".livetrain-secret"
 
@@ -83,8 +83,8 @@ def check_request() -> Any:
     to the login form)."""
     container = current_app.extensions["livetrain"]
     endpoint = request.endpoint
-    if endpoint is None or endpoint in PUBLIC_ENDPOINTS:
-        return None
+    if endpoint is None or endpoint in PUBLIC_ENDPOINTS or request.method == "OPTIONS":
+        return None  # OPTIONS: a browser's CORS preflight, which never carries the token; no view runs
     if not container.auth_required():
         g.livetrain_principal = OPEN
         return None

@@ -623,7 +623,23 @@
       Promise.all(Array.from(wanted.values(), join)).then(() => connectHandlers.forEach((fn) => fn()));
     });
     live.socket.on("disconnect", () => setConnection("offline", "Offline: reconnecting…"));
-    live.socket.on("connect_error", () => setConnection("offline", "Offline: reconnecting…"));
+    live.socket.on("connect_error", (err) => {
+      if (err && err.data && err.data.error === "unauthorized") {
+        // refused for its token (signed out, or the token was revoked): no retry will help
+        setConnection("offline", "Signed out");
+        const next = encodeURIComponent(window.location.pathname + window.location.search);
+        const box = document.createElement("div");
+        box.className = "notice";
+        box.dataset.kind = "error";
+        const link = document.createElement("a");
+        link.href = `/login?next=${next}`;
+        link.textContent = "sign in again";
+        box.append("Live updates stopped: ", link, ".");
+        document.getElementById("notices").append(box);
+        return;
+      }
+      setConnection("offline", "Offline: reconnecting…");
+    });
     live.socket.on("server_info", (info) => {
       live.broadcast = info.broadcast_events !== false;
     });

@@ -145,3 +145,13 @@ def test_without_tokens_the_limit_counts_per_address(make_app):
     here = [client.post("/api/networks", json=NETWORK).status_code for _ in range(3)]
     there = client.post("/api/networks", json=NETWORK, environ_base={"REMOTE_ADDR": "10.0.0.9"}).status_code
     assert (here, there) == ([201, 201, 429], 201)
+
+
+def test_a_cors_preflight_needs_no_token(make_app):
+    client = make_app(auth="on", cors_origins="http://ui.example").test_client()
+    preflight = client.options("/api/networks", headers={
+        "Origin": "http://ui.example", "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "Authorization, Content-Type"})
+    assert preflight.status_code == 200
+    assert preflight.headers["Access-Control-Allow-Origin"] == "http://ui.example"
+    assert client.post("/api/networks", json=NETWORK).status_code == 401  # the request itself still needs one

@@ -170,6 +170,8 @@ def test_a_token_limited_to_one_experiment_hears_and_reaches_only_that_experimen
     assert api.get(f"/api/experiments/{mine}")["id"] == mine
     assert api.request("GET", f"/api/experiments/{other}").status_code == 403
     assert api.request("GET", "/api/networks").status_code == 403
+    assert api.get("/api/auth/whoami")["experiment_id"] == mine
+    assert "linear" in str(api.get("/api/algorithms"))
     assert api.request("POST", f"/api/experiments/{other}/runs", json={"algorithm": "linear",
                                                                        "dataset_id": "iris"}).status_code == 403
 
@@ -184,7 +186,7 @@ def test_a_token_limited_to_one_experiment_hears_and_reaches_only_that_experimen
     own = api.post(f"/api/experiments/{mine}/runs", body, expect=202)["run_id"]
     everyone.wait_for("training_complete", theirs, timeout=90)
     team.wait_for("training_complete", own, timeout=90)
-    assert team.events(run_id=own)
+    assert [name for name, _ in team.events(run_id=own)][0] == "run_created"
     assert team.events(run_id=theirs) == []  # broadcast is on: the unlimited client heard it, this one did not
     assert everyone.events(run_id=own)
     assert api.get(f"/api/runs/{own}")["status"] == "completed"

@@ -20,10 +20,11 @@ def secured_web(tmp_path_factory):
     home = folder / "home"
     home.mkdir()
     token = create_token(home, "page user", "write")
+    admin = create_token(home, "admin", "admin")
     server = ServerProcess(home, folder / "server.log", {"LIVETRAIN_AUTH": "on"})
     _started.append(server)
     server.start()
-    yield server, token
+    yield server, token, admin
     server.stop()
 
 
@@ -33,7 +34,7 @@ def secured_page(browser, secured_web, page_problems):
 
 
 def test_sign_in_work_with_csrf_and_sign_out(secured_page, secured_web, page_problems):
-    page, (server, token) = secured_page, secured_web
+    page, (server, token, _) = secured_page, secured_web
     page_problems.allow("401 POST")  # the wrong token below
     page_problems.allow("403 POST")  # the forged write below
 
@@ -75,3 +76,21 @@ def test_sign_in_work_with_csrf_and_sign_out(secured_page, secured_web, page_pro
     expect(page).to_have_url(re.compile(r"/login$"))
     page.goto("/")
     expect(page).to_have_url(re.compile(r"/login\?next=/$"))
+
+
+def test_a_revoked_token_ends_the_page_session_and_its_live_updates(secured_page, secured_web):
+    page, (server, _, admin) = secured_page, secured_web
+    api = Api(server.url, admin)
+    made = api.post("/api/tokens", {"name": "short visit", "scope": "read"}, expect=201)
+    page.goto("/login")
+    page.fill("#token", made["token"])
+    page.click("#login-form button[type=submit]")
+    expect(page.locator("#connection")).to_have_text("Live")
+
+    api.delete(f"/api/tokens/{made['id']}")
+    page.evaluate("window.livetrain.connection.socket.disconnect().connect()")
+    expect(page.locator("#connection")).to_have_text("Signed out")
+    expect(page.locator("#notices a", has_text="sign in again")).to_have_attribute("href", "/login?next=%2F")
+    page.goto("/runs")
+    expect(page).to_have_url(re.compile(r"/login\?next=/runs$"))
+    api.close()
