@@ -218,8 +218,19 @@ def serve(args: argparse.Namespace) -> int:
         print(f"livetrain serve: {exc}", file=sys.stderr)
         return 2
     container = app.extensions["livetrain"]
-    container.runner.warm_up()
     socketio = app.extensions["socketio"]
+    metrics_address = container.settings.metrics_address()
+    if metrics_address:
+        from livetrain.services.metrics import serve_apart
+
+        try:
+            serve_apart(container.metrics.registry, metrics_address, args.async_mode, socketio.start_background_task)
+        except OSError as exc:
+            print(f"livetrain serve: cannot serve metrics on {container.settings.metrics_bind}: {exc}",
+                  file=sys.stderr)
+            container.close()
+            return 2
+    container.runner.warm_up()
     stopping: list[int] = []
 
     def stop(signum, frame) -> None:
@@ -233,9 +244,11 @@ def serve(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
-    scale = f", runner {args.runner}" + (", message queue" if args.message_queue else "")
+    details = f", runner {args.runner}" + (", message queue" if args.message_queue else "")
+    if metrics_address:
+        details += f", metrics on http://{container.settings.metrics_bind}/metrics"
     print(f"livetrain serving on http://{args.host}:{args.port} (home {container.settings.home}, "
-          f"{args.async_mode}{scale})", flush=True)
+          f"{args.async_mode}{details})", flush=True)
     try:
         socketio.run(app, host=args.host, port=args.port, allow_unsafe_werkzeug=True, log_output=False)
     except KeyboardInterrupt:

@@ -50,6 +50,8 @@ class Settings:
     message_queue_channel: str = "livetrain"  # the pub/sub channel; one per livetrain installation
     default_queue: str = "default"  # the Celery queue of a run that names none
     stop_poll_interval: float = 0.5  # seconds between looks for cancel requests made on other nodes
+    # operations
+    metrics_bind: str = ""  # host:port: `serve` also answers GET /metrics there, alone and without auth
 
     @property
     def models_dir(self) -> Path:
@@ -124,6 +126,18 @@ class Settings:
             raise ValueError(f"broker_url must be a redis:// (or amqp://) URL, got {redact_url(self.broker_url)!r}")
         if self.message_queue and not self.message_queue.startswith(("redis://", "rediss://")):
             raise ValueError("message_queue must be a redis:// URL")
+        if self.metrics_bind:
+            self.metrics_address()  # refuses a malformed one
+
+    def metrics_address(self) -> tuple[str, int] | None:
+        """(host, port) of `metrics_bind`, or None when it is empty."""
+        if not self.metrics_bind:
+            return None
+        host, _, port = self.metrics_bind.rpartition(":")
+        host = host.strip("[]")  # [::1]:9100
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"metrics_bind must be host:port, like 127.0.0.1:9100; got {self.metrics_bind!r}")
+        return host, int(port)
 
     def cors_origin_list(self) -> str | list[str]:
         """`*`, or the configured origins as a list."""

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from livetrain.jobs.protocol import Epoch, Progress, Started, Step
+    from livetrain.services.metrics import Metrics
     from livetrain.store.entities import Run
 
 from flask import request
@@ -121,21 +122,38 @@ def room_name(key: str, value: str) -> str:
 class Emitter:
     """Sends events to the rooms that asked for them, and to everyone when broadcasting."""
 
-    def __init__(self, socketio: SocketIO, broadcast: bool) -> None:
+    def __init__(self, socketio: SocketIO, broadcast: bool, metrics: Metrics | None = None) -> None:
         self.socketio = socketio
         self.broadcast = broadcast
+        self.metrics = metrics
 
     def training(self, event: str, payload: dict[str, Any]) -> None:
         """A run's event: its run, network and experiment rooms (or everyone)."""
         if self.broadcast:
             self.socketio.emit(event, payload)
+            self._count(event, None)
             return
         rooms = [room_name(key, payload[key]) for key in ROOM_KEYS if payload.get(key)]
         self.socketio.emit(event, payload, to=rooms)
+        self._count(event, rooms)
 
     def resource(self, event: str, payload: dict[str, Any]) -> None:
         """A resource was created or deleted: every client hears it."""
         self.socketio.emit(event, payload)
+        self._count(event, None)
+
+    def _count(self, event: str, rooms: list[str] | None) -> None:
+        """One more `event` emitted, delivered to as many clients of this process as it was addressed to
+        (everyone: `rooms` None). Clients of other server nodes are theirs to count."""
+        if self.metrics is None:
+            return
+        self.metrics.events_emitted.labels(event).inc()
+        server = self.socketio.server
+        if server is None or rooms == []:  # a Celery worker's emitter has no clients of its own
+            return
+        recipients = sum(1 for _ in server.manager.get_participants("/", rooms))
+        if recipients:
+            self.metrics.events_delivered.labels(event).inc(recipients)
 
 
 def register_handlers(socketio: SocketIO, services) -> None:
@@ -144,6 +162,11 @@ def register_handlers(socketio: SocketIO, services) -> None:
     @socketio.on("connect")
     def on_connect(auth=None):
         socketio.emit(SERVER_INFO, services.server_info(), to=request.sid)
+        services.metrics.clients.inc()
+
+    @socketio.on("disconnect")
+    def on_disconnect(reason=None):
+        services.metrics.clients.dec()
 
     @socketio.on("subscribe")
     def on_subscribe(data=None):

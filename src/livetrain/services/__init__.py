@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
-
-from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from livetrain import __version__
 from livetrain.config import Settings
 from livetrain.services.datasets import DatasetService
 from livetrain.services.experiments import ExperimentService
+from livetrain.services.metrics import Metrics
 from livetrain.services.models import ModelService
 from livetrain.services.networks import NetworkService
 from livetrain.services.reporting import RunReporter
@@ -22,30 +20,11 @@ from livetrain.store.entities import ACTIVE_STATUSES
 log = logging.getLogger(__name__)
 
 
-@dataclass
-class Metrics:
-    """Prometheus metrics in a registry of the app's own."""
-
-    registry: CollectorRegistry
-    runs: Counter
-    epochs: Counter
-    active_runs: Gauge
-
-    @classmethod
-    def create(cls) -> Metrics:
-        registry = CollectorRegistry()
-        return cls(
-            registry=registry,
-            runs=Counter("livetrain_run_transitions", "Runs entering each status", ["status"], registry=registry),
-            epochs=Counter("livetrain_epochs", "Epochs completed", registry=registry),
-            active_runs=Gauge("livetrain_active_runs", "Runs queued or running", registry=registry),
-        )
-
-
 class Livetrain:
     """Everything one app instance owns."""
 
-    def __init__(self, settings: Settings, emitter, *, spawn, sleep, async_mode: str) -> None:
+    def __init__(self, settings: Settings, emitter, *, spawn, sleep, async_mode: str,
+                 metrics: Metrics | None = None) -> None:
         self.settings = settings
         self.async_mode = async_mode
         self.started_at = time.time()
@@ -55,7 +34,7 @@ class Livetrain:
         self.store.create_schema()
         self.artifacts = ArtifactStore(settings.models_dir)
         self.artifacts.clear_spool()  # uploads a crash cut off
-        self.metrics = Metrics.create()
+        self.metrics = metrics or Metrics.create()
         self.emitter = emitter
         self.datasets = DatasetService(store=self.store, artifacts=self.artifacts, settings=settings,
                                        emitter=emitter, spawn=spawn, sleep=sleep)
@@ -81,6 +60,7 @@ class Livetrain:
         self._sleep = sleep
         self._reap_orphans()
         self.metrics.active_runs.set_function(lambda: self.store.count_runs(statuses=ACTIVE_STATUSES))
+        self.metrics.watch(self)
         spawn(self._heartbeat)
         if settings.distributed and self.runner.name == "local":
             spawn(self._watch_stop_requests)

@@ -34,6 +34,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sess
 from livetrain import jsonsafe
 from livetrain.store.entities import (
     ACTIVE_STATUSES,
+    NETWORK_ALGORITHM,
     Dataset,
     Experiment,
     Network,
@@ -41,6 +42,7 @@ from livetrain.store.entities import (
     Run,
     RunEvent,
     RunStatus,
+    RunTally,
     Token,
 )
 
@@ -505,6 +507,16 @@ class MetadataStore:
         query = self._run_filters(select(func.count()).select_from(RunRow), filters)
         with self._tx() as s:
             return s.scalar(query) or 0
+
+    def tally_runs(self) -> list[RunTally]:
+        """Runs counted by status, queue and kind, with the epochs they trained: one grouped query."""
+        network = (RunRow.algorithm == NETWORK_ALGORITHM).label("network")
+        trained = func.coalesce(func.sum(RunRow.epochs_done - RunRow.start_epoch), 0)
+        query = select(RunRow.status, RunRow.queue, network, func.count(), trained).group_by(
+            RunRow.status, RunRow.queue, network)
+        with self._tx() as s:
+            return [RunTally(status, queue, bool(is_network), int(runs), int(done))
+                    for status, queue, is_network, runs, done in s.execute(query)]
 
     def delete_runs(self, run_ids: list[str]) -> int:
         """Remove runs and their events; how many runs went."""
