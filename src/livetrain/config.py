@@ -52,6 +52,7 @@ class Settings:
     stop_poll_interval: float = 0.5  # seconds between looks for cancel requests made on other nodes
     # operations
     metrics_bind: str = ""  # host:port: `serve` also answers GET /metrics there, alone and without auth
+    retention: str = ""  # e.g. 30d: the server removes finished runs and old versions past it, daily; empty: never
 
     @property
     def models_dir(self) -> Path:
@@ -128,6 +129,20 @@ class Settings:
             raise ValueError("message_queue must be a redis:// URL")
         if self.metrics_bind:
             self.metrics_address()  # refuses a malformed one
+        if self.retention:
+            self.retention_seconds()
+
+    def retention_seconds(self) -> float | None:
+        """`retention` in seconds, or None when nothing is ever removed."""
+        if not self.retention:
+            return None
+        from livetrain.auth import parse_duration
+        from livetrain.errors import ValidationError
+
+        try:
+            return parse_duration(self.retention)
+        except ValidationError as exc:
+            raise ValueError(f"retention: {exc.message}") from None
 
     def metrics_address(self) -> tuple[str, int] | None:
         """(host, port) of `metrics_bind`, or None when it is empty."""

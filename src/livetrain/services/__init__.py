@@ -19,6 +19,9 @@ from livetrain.store.entities import ACTIVE_STATUSES
 
 log = logging.getLogger(__name__)
 
+RETENTION_FIRST_DELAY = 60.0  # seconds after start, so a restart loop does not collect over and over
+RETENTION_INTERVAL = 24 * 3600.0
+
 
 class Livetrain:
     """Everything one app instance owns."""
@@ -62,6 +65,8 @@ class Livetrain:
         self.metrics.active_runs.set_function(lambda: self.store.count_runs(statuses=ACTIVE_STATUSES))
         self.metrics.watch(self)
         spawn(self._heartbeat)
+        if settings.retention_seconds():
+            spawn(self._collect_daily)
         if settings.distributed and self.runner.name == "local":
             spawn(self._watch_stop_requests)
 
@@ -117,6 +122,25 @@ class Livetrain:
                 self._reap_orphans()
             except Exception:  # a database hiccup must not end the heartbeat
                 log.exception("heartbeat failed")
+
+    def _collect_daily(self) -> None:
+        """With `retention` set: remove what is past it a minute after start, then once a day."""
+        from livetrain.services.retention import protection, run_gc, table
+
+        delay = RETENTION_FIRST_DELAY
+        while True:
+            self._sleep(delay)
+            delay = RETENTION_INTERVAL
+            if self._closed:
+                return
+            try:
+                removals, freed = run_gc(self.store, self.artifacts, self.settings.retention_seconds(),
+                                         protected=protection(self.store, getattr(self, "registry", None)))
+                if removals:
+                    log.info("retention %s removed %d item(s), freed %d bytes:\n%s", self.settings.retention,
+                             len(removals), freed, table(removals))
+            except Exception:  # a failed collection is retried tomorrow; the server goes on
+                log.exception("retention: collecting failed")
 
     def status(self) -> dict:
         """What GET /api/status reports (the original server's three fields first)."""

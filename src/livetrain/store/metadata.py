@@ -435,6 +435,12 @@ class MetadataStore:
             row = s.get(VersionRow, (network_id, version))
             return _entity(NetworkVersion, row) if row else None
 
+    def delete_version(self, network_id: str, version: int) -> bool:
+        """Remove one version's record (its files are the caller's); True if it existed."""
+        with self._tx() as s:
+            return s.execute(delete(VersionRow).where(VersionRow.network_id == network_id,
+                                                      VersionRow.version == version)).rowcount > 0
+
     # -- runs -------------------------------------------------------------------
     def create_run(self, run: Run) -> Run:
         """Store a new run."""
