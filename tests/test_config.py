@@ -110,3 +110,15 @@ def test_urls_shown_in_settings_hide_their_passwords(tmp_path):
     assert shown["broker_url"] == "redis://:***@redis:6379/0"
     assert shown["database_url"] == "postgresql+psycopg://lt:***@db/lt"
     assert "s3cret" not in str(shown) and "pw@" not in str(shown)
+
+
+@pytest.mark.parametrize("bind, address", [("", None), ("127.0.0.1:9100", ("127.0.0.1", 9100)),
+                                           ("[::1]:9100", ("::1", 9100)), ("0.0.0.0:1", ("0.0.0.0", 1))])
+def test_metrics_bind_is_a_host_and_a_port(bind, address):
+    assert Settings.load({"metrics_bind": bind}).metrics_address() == address
+
+
+@pytest.mark.parametrize("bind", ["9100", ":9100", "host:", "host:port", "host:70000"])
+def test_a_malformed_metrics_bind_is_refused(bind):
+    with pytest.raises(ValueError, match="metrics_bind must be host:port"):
+        Settings.load({"metrics_bind": bind})

@@ -106,6 +106,7 @@ def create_app(config: dict[str, Any] | None = None, *, async_mode: str | None =
     from livetrain import api, events, security, web
     from livetrain.extensions import cors, new_socketio
     from livetrain.services import Livetrain
+    from livetrain.services.metrics import Metrics, instrument
 
     settings = Settings.load(config)
     mode = async_mode or settings.async_mode
@@ -132,6 +133,8 @@ def create_app(config: dict[str, Any] | None = None, *, async_mode: str | None =
     )
 
     app.request_class = UploadRequest
+    metrics = Metrics.create()
+    instrument(app, metrics)  # first, so its clock also times what `check_body` refuses
     app.json.sort_keys = False  # keep the original server's fields first, as clients see them
 
     @app.before_request
@@ -195,9 +198,9 @@ def create_app(config: dict[str, Any] | None = None, *, async_mode: str | None =
     queue = {"message_queue": settings.message_queue, "channel": settings.message_queue_channel} \
         if settings.message_queue else {}
     socketio.init_app(app, async_mode=mode, cors_allowed_origins=_socket_origins(origins), **queue)
-    emitter = events.Emitter(socketio, settings.broadcast_events)
+    emitter = events.Emitter(socketio, settings.broadcast_events, metrics=metrics)
     container = Livetrain(settings, emitter, spawn=socketio.start_background_task,
-                          sleep=socketio.sleep, async_mode=mode)
+                          sleep=socketio.sleep, async_mode=mode, metrics=metrics)
     app.extensions["livetrain"] = container
     api.register(app)
     app.register_blueprint(web.bp)

@@ -106,6 +106,15 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--name", default=os.environ.get("LIVETRAIN_WORKER_NAME") or "",
                         help="how the worker is shown in GET /api/workers (default: livetrain@HOST-PID)")
     worker.add_argument("--log-level", default=os.environ.get("LIVETRAIN_LOG_LEVEL", "INFO"))
+    gc = sub.add_parser("gc", help="remove finished runs and old network versions, with their files",
+                        description="Remove finished runs (never queued or running) older than --older-than, with "
+                                    "their events, checkpoints and model files, and network versions older than it "
+                                    "except each network's newest and what the model registry protects. Works on "
+                                    "the database and files directly; a server may be running.")
+    gc.add_argument("--older-than", required=True, metavar="AGE", help="an age such as 30d, 12h, 2w")
+    gc.add_argument("--dry-run", action="store_true", help="list what would be removed; remove nothing")
+    gc.add_argument("--home", default=os.environ.get("LIVETRAIN_HOME") or os.getcwd(),
+                    help="the folder with the database and models/ (default: the current folder)")
     _add_client_commands(sub)
     _add_token_commands(sub)
     return parser
@@ -267,8 +276,19 @@ def serve(args: argparse.Namespace) -> int:
         print(f"livetrain serve: {exc}", file=sys.stderr)
         return 2
     container = app.extensions["livetrain"]
-    container.runner.warm_up()
     socketio = app.extensions["socketio"]
+    metrics_address = container.settings.metrics_address()
+    if metrics_address:
+        from livetrain.services.metrics import serve_apart
+
+        try:
+            serve_apart(container.metrics.registry, metrics_address, args.async_mode, socketio.start_background_task)
+        except OSError as exc:
+            print(f"livetrain serve: cannot serve metrics on {container.settings.metrics_bind}: {exc}",
+                  file=sys.stderr)
+            container.close()
+            return 2
+    container.runner.warm_up()
     stopping: list[int] = []
 
     def stop(signum, frame) -> None:
@@ -282,9 +302,11 @@ def serve(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
-    scale = f", runner {args.runner}" + (", message queue" if args.message_queue else "")
+    details = f", runner {args.runner}" + (", message queue" if args.message_queue else "")
+    if metrics_address:
+        details += f", metrics on http://{container.settings.metrics_bind}/metrics"
     print(f"livetrain serving on http://{args.host}:{args.port} (home {container.settings.home}, "
-          f"{args.async_mode}{scale}, auth {auth})", flush=True)
+          f"{args.async_mode}{details}, auth {auth})", flush=True)
     if auth == "off" and not _is_loopback(args.host):
         print(f"livetrain: WARNING: auth is off on {args.host} (--insecure): anyone who reaches the port can do "
               "anything", flush=True)
@@ -352,6 +374,43 @@ def worker(args: argparse.Namespace) -> int:
                       threads=args.threads, log_level=args.log_level.upper())
 
 
+def gc(args: argparse.Namespace) -> int:
+    """Remove what is older than --older-than (or with --dry-run, only say what)."""
+    from livetrain.auth import parse_duration
+    from livetrain.config import Settings
+    from livetrain.errors import ValidationError
+    from livetrain.services.retention import protected_by_registry, run_gc, table
+    from livetrain.store import ArtifactStore, MetadataStore
+
+    try:
+        older_than = parse_duration(args.older_than)
+        settings = Settings.load({"home": args.home})
+    except (ValueError, ValidationError) as exc:
+        print(f"livetrain gc: {getattr(exc, 'message', exc)}", file=sys.stderr)
+        return 2
+    if not settings.database_url and not (settings.home / "livetrain.db").is_file():
+        print(f"livetrain gc: no livetrain database in {settings.home} (--home, or LIVETRAIN_DATABASE_URL)",
+              file=sys.stderr)
+        return 2
+    store = MetadataStore(settings.resolved_database_url)
+    try:
+        store.create_schema()
+        removals, freed = run_gc(store, ArtifactStore(settings.models_dir), older_than, dry_run=args.dry_run,
+                                 protected=protected_by_registry(store))
+    finally:
+        store.close()
+    if not removals:
+        print(f"nothing older than {args.older_than} to remove")
+        return 0
+    print(table(removals))
+    total = sum(r.bytes for r in removals)
+    if args.dry_run:
+        print(f"dry run: would remove {len(removals)} item(s), {total} bytes; nothing was removed")
+    else:
+        print(f"removed {len(removals)} item(s), freed {freed} bytes")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `livetrain` command."""
     args = build_parser().parse_args(argv)
@@ -363,6 +422,8 @@ def main(argv: list[str] | None = None) -> int:
         from livetrain.tokens_cli import run
 
         return run(args)
+    if args.command == "gc":
+        return gc(args)
     from livetrain import console  # the client side: requests and python-socketio, no app, no torch
 
     return console.main(args)

@@ -59,6 +59,9 @@ class Settings:
     message_queue_channel: str = "livetrain"  # the pub/sub channel; one per livetrain installation
     default_queue: str = "default"  # the Celery queue of a run that names none
     stop_poll_interval: float = 0.5  # seconds between looks for cancel requests made on other nodes
+    # operations
+    metrics_bind: str = ""  # host:port: `serve` also answers GET /metrics there, alone and without auth
+    retention: str = ""  # e.g. 30d: the server removes finished runs and old versions past it, daily; empty: never
 
     @property
     def models_dir(self) -> Path:
@@ -139,12 +142,37 @@ class Settings:
             value = getattr(self, name)
             if value:
                 from limits import parse_many
-
                 try:
                     parse_many(value)
                 except ValueError:
                     raise ValueError(f"{name} must look like 600/minute (or be empty for no limit), "
                                      f"got {value!r}") from None
+        if self.metrics_bind:
+            self.metrics_address()  # refuses a malformed one
+        if self.retention:
+            self.retention_seconds()
+
+    def retention_seconds(self) -> float | None:
+        """`retention` in seconds, or None when nothing is ever removed."""
+        if not self.retention:
+            return None
+        from livetrain.auth import parse_duration
+        from livetrain.errors import ValidationError
+
+        try:
+            return parse_duration(self.retention)
+        except ValidationError as exc:
+            raise ValueError(f"retention: {exc.message}") from None
+
+    def metrics_address(self) -> tuple[str, int] | None:
+        """(host, port) of `metrics_bind`, or None when it is empty."""
+        if not self.metrics_bind:
+            return None
+        host, _, port = self.metrics_bind.rpartition(":")
+        host = host.strip("[]")  # [::1]:9100
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"metrics_bind must be host:port, like 127.0.0.1:9100; got {self.metrics_bind!r}")
+        return host, int(port)
 
     def cors_origin_list(self) -> str | list[str | re.Pattern]:
         """`*`, or the origins allowed besides the same origin: the configured ones, by default those of

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from livetrain.jobs.protocol import Epoch, Progress, Started, Step
+    from livetrain.services.metrics import Metrics
     from livetrain.store.entities import Run
 
 from flask import request, session
@@ -124,9 +125,10 @@ def room_name(key: str, value: str) -> str:
 class Emitter:
     """Sends events to the rooms that asked for them, and to everyone when broadcasting."""
 
-    def __init__(self, socketio: SocketIO, broadcast: bool) -> None:
+    def __init__(self, socketio: SocketIO, broadcast: bool, metrics: Metrics | None = None) -> None:
         self.socketio = socketio
         self.broadcast = broadcast
+        self.metrics = metrics
 
     def training(self, event: str, payload: dict[str, Any]) -> None:
         """A run's event: its run, network and experiment rooms (or everyone)."""
@@ -134,6 +136,7 @@ class Emitter:
         if self.broadcast:
             rooms.append(EVERYONE)  # a client in several of these rooms gets the event once
         self.socketio.emit(event, payload, to=rooms)
+        self._count(event, rooms)
 
     def resource(self, event: str, payload: dict[str, Any]) -> None:
         """A resource was created or deleted: every client that may read everything hears it, and the
@@ -142,6 +145,20 @@ class Emitter:
         if payload.get("experiment_id"):
             rooms.append(room_name("experiment_id", payload["experiment_id"]))
         self.socketio.emit(event, payload, to=rooms)
+        self._count(event, rooms)
+
+    def _count(self, event: str, rooms: list[str]) -> None:
+        """One more `event` emitted, delivered to as many clients of this process as are in `rooms` (each
+        once). Clients of other server nodes are theirs to count."""
+        if self.metrics is None:
+            return
+        self.metrics.events_emitted.labels(event).inc()
+        server = self.socketio.server
+        if server is None or rooms == []:  # a Celery worker's emitter has no clients of its own
+            return
+        recipients = sum(1 for _ in server.manager.get_participants("/", rooms))
+        if recipients:
+            self.metrics.events_delivered.labels(event).inc(recipients)
 
 
 def _connect_principal(services, auth: Any):
@@ -192,10 +209,12 @@ def register_handlers(socketio: SocketIO, services) -> None:
         if not principal.experiment_id:
             join_room(EVERYONE)
         socketio.emit(SERVER_INFO, services.server_info(), to=request.sid)
+        services.metrics.clients.inc()
 
     @socketio.on("disconnect")
     def on_disconnect(reason=None):
         principals.pop(request.sid, None)
+        services.metrics.clients.dec()
 
     @socketio.on("subscribe")
     def on_subscribe(data=None):

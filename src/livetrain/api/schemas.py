@@ -9,13 +9,47 @@ from marshmallow import EXCLUDE
 MAX_INDEX = 2**31 - 1  # offsets, sequence numbers and indexes beyond this fit no database integer
 
 
+NOT_A_NUMBER = "Not a valid number: send a JSON number, not a string."
+
+
 class WholeNumber(fields.Integer):
-    """An integer field that refuses 2.5 instead of truncating it to 2, as marshmallow's Integer would."""
+    """An integer field that refuses 2.5 instead of truncating it to 2, and "10" instead of reading it.
+
+    Not marshmallow's `strict=True`: that refuses 10.0 too, and JSON has one number type, so 10.0 is
+    the number 10 (the scikit-learn parameters take it the same way). Only text is refused.
+    """
 
     def _validated(self, value):
+        if isinstance(value, str):
+            raise self.make_error("invalid", input=value)
         if isinstance(value, float) and not value.is_integer():
             raise self.make_error("invalid", input=value)
         return super()._validated(value)
+
+
+class Number(fields.Float):
+    """A float field that refuses "0.1": a string is never read as a number."""
+
+    default_error_messages = {"invalid": NOT_A_NUMBER}
+
+    def _validated(self, value):
+        if isinstance(value, str):
+            raise self.make_error("invalid", input=value)
+        return super()._validated(value)
+
+
+class Flag(fields.Boolean):
+    """A boolean field that takes only true and false, not "yes", "1" or 1."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, bool):
+            raise self.make_error("invalid", input=value)
+        return value
+
+
+def optional_list(inner: fields.Field, **kwargs) -> fields.List:
+    """A list field that may be left out but not sent as null (marshmallow would let null through)."""
+    return fields.List(inner, load_default=None, allow_none=False, **kwargs)
 
 
 class Loose(Schema):
@@ -26,18 +60,18 @@ class Loose(Schema):
 
 
 class NetworkIn(Loose):
-    layer_sizes = fields.List(WholeNumber(), load_default=None, validate=Length(min=2, max=200),
-                              metadata={"description": "Nielsen network widths, e.g. [784, 30, 10]"})
-    layers = fields.List(fields.Dict(), load_default=None, validate=Length(min=1, max=200),
-                         metadata={"description": "Layer specs, e.g. [{'type': 'Linear', 'out_features': 10}]"})
+    layer_sizes = optional_list(WholeNumber(), validate=Length(min=2, max=200),
+                                metadata={"description": "Nielsen network widths, e.g. [784, 30, 10]"})
+    layers = optional_list(fields.Dict(), validate=Length(min=1, max=200),
+                           metadata={"description": "Layer specs, e.g. [{'type': 'Linear', 'out_features': 10}]"})
     name = fields.String(load_default=None)
     dataset_id = fields.String(load_default=None, metadata={"description": "default: mnist if present, else digits"})
     dataset = fields.String(load_default=None, metadata={"description": "alias of dataset_id"})
     loss = fields.String(load_default=None, validate=OneOf(["cross_entropy", "mse"]))
     optimizer = fields.String(load_default=None, validate=OneOf(["sgd", "adam", "adamw"]))
-    learning_rate = fields.Float(load_default=None)
-    momentum = fields.Float(load_default=None)
-    weight_decay = fields.Float(load_default=None)
+    learning_rate = Number(load_default=None)
+    momentum = Number(load_default=None)
+    weight_decay = Number(load_default=None)
     init = fields.String(load_default=None, validate=OneOf(["scaled", "standard"]))
     seed = WholeNumber(load_default=None, validate=Range(min=0, max=2**31 - 1))
 
@@ -46,12 +80,12 @@ class TrainIn(Loose):
     epochs = WholeNumber(load_default=None, metadata={"description": "default 5"})
     mini_batch_size = WholeNumber(load_default=None, metadata={"description": "default 10 (layer_sizes)"})
     batch_size = WholeNumber(load_default=None, metadata={"description": "alias of mini_batch_size"})
-    learning_rate = fields.Float(load_default=None, metadata={"description": "default 3.0 (layer_sizes)"})
+    learning_rate = Number(load_default=None, metadata={"description": "default 3.0 (layer_sizes)"})
     optimizer = fields.String(load_default=None, validate=OneOf(["sgd", "adam", "adamw"]))
-    momentum = fields.Float(load_default=None)
-    weight_decay = fields.Float(load_default=None)
+    momentum = Number(load_default=None)
+    weight_decay = Number(load_default=None)
     seed = WholeNumber(load_default=None)
-    resume = fields.Boolean(load_default=False, metadata={"description": "continue from the latest checkpoint"})
+    resume = Flag(load_default=False, metadata={"description": "continue from the latest checkpoint"})
     experiment_id = fields.String(load_default=None, metadata={"description": "default: the default experiment"})
     queue = fields.String(load_default=None, metadata={
         "description": "the Celery queue of the workers to run it (e.g. gpu); default: the run it continues or "
@@ -85,22 +119,22 @@ class PageQuery(Loose):
 
 
 class RowsIn(Loose):
-    rows = fields.List(fields.Raw(), load_default=None,
-                       metadata={"description": "raw rows: objects by column name, or lists in column order"})
+    rows = optional_list(fields.Raw(), metadata={
+        "description": "raw rows: objects by column name, or lists in column order"})
     row = fields.Raw(load_default=None, metadata={"description": "one raw row"})
-    inputs = fields.List(fields.Raw(), load_default=None, metadata={"description": "alias of rows"})
+    inputs = optional_list(fields.Raw(), metadata={"description": "alias of rows"})
     input = fields.Raw(load_default=None, metadata={"description": "alias of row"})
 
 
 class PredictIn(Loose):
     input = fields.Raw(load_default=None, metadata={"description": "one example's features (a row object for "
                                                                    "uploaded tables)"})
-    inputs = fields.List(fields.Raw(), load_default=None, metadata={"description": "a batch"})
-    rows = fields.List(fields.Raw(), load_default=None, metadata={"description": "raw table rows (uploaded data)"})
+    inputs = optional_list(fields.Raw(), metadata={"description": "a batch"})
+    rows = optional_list(fields.Raw(), metadata={"description": "raw table rows (uploaded data)"})
     row = fields.Raw(load_default=None, metadata={"description": "one raw table row"})
     n = fields.Raw(load_default=None, metadata={"description": "factorization networks: the number to factor"})
-    scaled = fields.Boolean(load_default=False,
-                            metadata={"description": "inputs are already preprocessed (skip the dataset's scaling)"})
+    scaled = Flag(load_default=False,
+                  metadata={"description": "inputs are already preprocessed (skip the dataset's scaling)"})
 
 
 class RunsQuery(Loose):

@@ -4,6 +4,8 @@ from apiflask import APIBlueprint
 from flask import Response, current_app
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from livetrain.auth import requires
+
 bp = APIBlueprint("status", __name__, tag="Status")
 
 
@@ -23,8 +25,9 @@ def workers():
 
 @bp.get("/metrics")
 @bp.doc(hide=True)
+@requires("read")  # said outright: a scrape sees counts of everything (LIVETRAIN_METRICS_BIND serves it apart)
 def prometheus():
-    """Prometheus metrics."""
+    """Prometheus metrics (docs/api.md lists the series)."""
     registry = current_app.extensions["livetrain"].metrics.registry
     return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
 

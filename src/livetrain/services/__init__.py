@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
-
-from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from livetrain import __version__
 from livetrain.auth import TokenService
 from livetrain.config import Settings
 from livetrain.services.datasets import DatasetService
 from livetrain.services.experiments import ExperimentService
+from livetrain.services.metrics import Metrics
 from livetrain.services.models import ModelService
 from livetrain.services.networks import NetworkService
 from livetrain.services.reporting import RunReporter
@@ -22,31 +20,15 @@ from livetrain.store.entities import ACTIVE_STATUSES
 
 log = logging.getLogger(__name__)
 
-
-@dataclass
-class Metrics:
-    """Prometheus metrics in a registry of the app's own."""
-
-    registry: CollectorRegistry
-    runs: Counter
-    epochs: Counter
-    active_runs: Gauge
-
-    @classmethod
-    def create(cls) -> Metrics:
-        registry = CollectorRegistry()
-        return cls(
-            registry=registry,
-            runs=Counter("livetrain_run_transitions", "Runs entering each status", ["status"], registry=registry),
-            epochs=Counter("livetrain_epochs", "Epochs completed", registry=registry),
-            active_runs=Gauge("livetrain_active_runs", "Runs queued or running", registry=registry),
-        )
+RETENTION_FIRST_DELAY = 60.0  # seconds after start, so a restart loop does not collect over and over
+RETENTION_INTERVAL = 24 * 3600.0
 
 
 class Livetrain:
     """Everything one app instance owns."""
 
-    def __init__(self, settings: Settings, emitter, *, spawn, sleep, async_mode: str) -> None:
+    def __init__(self, settings: Settings, emitter, *, spawn, sleep, async_mode: str,
+                 metrics: Metrics | None = None) -> None:
         self.settings = settings
         self.async_mode = async_mode
         self.started_at = time.time()
@@ -57,7 +39,7 @@ class Livetrain:
         self.tokens = TokenService(self.store)
         self.artifacts = ArtifactStore(settings.models_dir)
         self.artifacts.clear_spool()  # uploads a crash cut off
-        self.metrics = Metrics.create()
+        self.metrics = metrics or Metrics.create()
         self.emitter = emitter
         self.datasets = DatasetService(store=self.store, artifacts=self.artifacts, settings=settings,
                                        emitter=emitter, spawn=spawn, sleep=sleep)
@@ -83,7 +65,10 @@ class Livetrain:
         self._sleep = sleep
         self._reap_orphans()
         self.metrics.active_runs.set_function(lambda: self.store.count_runs(statuses=ACTIVE_STATUSES))
+        self.metrics.watch(self)
         spawn(self._heartbeat)
+        if settings.retention_seconds():
+            spawn(self._collect_daily)
         if settings.distributed and self.runner.name == "local":
             spawn(self._watch_stop_requests)
 
@@ -139,6 +124,25 @@ class Livetrain:
                 self._reap_orphans()
             except Exception:  # a database hiccup must not end the heartbeat
                 log.exception("heartbeat failed")
+
+    def _collect_daily(self) -> None:
+        """With `retention` set: remove what is past it a minute after start, then once a day."""
+        from livetrain.services.retention import protection, run_gc, table
+
+        delay = RETENTION_FIRST_DELAY
+        while True:
+            self._sleep(delay)
+            delay = RETENTION_INTERVAL
+            if self._closed:
+                return
+            try:
+                removals, freed = run_gc(self.store, self.artifacts, self.settings.retention_seconds(),
+                                         protected=protection(self.store, getattr(self, "registry", None)))
+                if removals:
+                    log.info("retention %s removed %d item(s), freed %d bytes:\n%s", self.settings.retention,
+                             len(removals), freed, table(removals))
+            except Exception:  # a failed collection is retried tomorrow; the server goes on
+                log.exception("retention: collecting failed")
 
     def auth_required(self) -> bool:
         """Whether requests need a token: `auth` on, or auto and some token exists (docs/security.md)."""

@@ -173,6 +173,11 @@ class DatasetService:
         params = body.get("params") or {}
         if not isinstance(params, dict):
             raise ValidationError("params must be a JSON object", code="bad_parameter", detail={"field": "params"})
+        for name, json_type in (("seed", "number"), ("split", "list")):
+            # the upload form's fields are text by nature; a JSON body says what it means
+            if isinstance(body.get(name), str):
+                raise ValidationError(f"{name}: send a JSON {json_type}, not a string", code="bad_parameter",
+                                      detail={"field": name})
         options = self._options(body)
         dataset_id = uuid.uuid4().hex[:12]
 

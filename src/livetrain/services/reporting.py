@@ -133,7 +133,7 @@ class RunReporter:
             "accuracy": fields["accuracy"], "train_loss": fields["train_loss"], "val_loss": fields["val_loss"],
             "metrics": fields["metrics"],
         })
-        self.metrics.epochs.inc()
+        self.metrics.steps.inc()
 
     def _on_completed(self, run: Run, msg: Completed) -> None:
         if not RunStatus(run.status).active:  # ended meanwhile (taken for lost): its end is recorded

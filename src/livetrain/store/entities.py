@@ -197,6 +197,17 @@ class Run:
         return out
 
 
+@dataclass(frozen=True)
+class RunTally:
+    """How many stored runs share a status, a queue and a kind, and the epochs (or steps) they trained."""
+
+    status: str
+    queue: str | None  # None: the local runner's runs
+    network: bool  # a network's runs count epochs; a scikit-learn run's count steps
+    runs: int
+    trained: int  # epochs (steps) done by these runs themselves, a resumed run's earlier ones left out
+
+
 @dataclass
 class RunEvent:
     """A stored event of a run, exactly as it was emitted."""

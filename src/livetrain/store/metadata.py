@@ -34,6 +34,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sess
 from livetrain import jsonsafe
 from livetrain.store.entities import (
     ACTIVE_STATUSES,
+    NETWORK_ALGORITHM,
     Dataset,
     Experiment,
     Network,
@@ -41,6 +42,7 @@ from livetrain.store.entities import (
     Run,
     RunEvent,
     RunStatus,
+    RunTally,
     Token,
 )
 
@@ -437,6 +439,12 @@ class MetadataStore:
             row = s.get(VersionRow, (network_id, version))
             return _entity(NetworkVersion, row) if row else None
 
+    def delete_version(self, network_id: str, version: int) -> bool:
+        """Remove one version's record (its files are the caller's); True if it existed."""
+        with self._tx() as s:
+            return s.execute(delete(VersionRow).where(VersionRow.network_id == network_id,
+                                                      VersionRow.version == version)).rowcount > 0
+
     # -- runs -------------------------------------------------------------------
     def create_run(self, run: Run) -> Run:
         """Store a new run."""
@@ -509,6 +517,16 @@ class MetadataStore:
         query = self._run_filters(select(func.count()).select_from(RunRow), filters)
         with self._tx() as s:
             return s.scalar(query) or 0
+
+    def tally_runs(self) -> list[RunTally]:
+        """Runs counted by status, queue and kind, with the epochs they trained: one grouped query."""
+        network = (RunRow.algorithm == NETWORK_ALGORITHM).label("network")
+        trained = func.coalesce(func.sum(RunRow.epochs_done - RunRow.start_epoch), 0)
+        query = select(RunRow.status, RunRow.queue, network, func.count(), trained).group_by(
+            RunRow.status, RunRow.queue, network)
+        with self._tx() as s:
+            return [RunTally(status, queue, bool(is_network), int(runs), int(done))
+                    for status, queue, is_network, runs, done in s.execute(query)]
 
     def delete_runs(self, run_ids: list[str]) -> int:
         """Remove runs and their events; how many runs went."""
