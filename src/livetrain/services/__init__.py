@@ -14,7 +14,9 @@ from livetrain.services.datasets import DatasetService
 from livetrain.services.experiments import ExperimentService
 from livetrain.services.models import ModelService
 from livetrain.services.networks import NetworkService
+from livetrain.services.registry import RegistryService
 from livetrain.services.reporting import RunReporter
+from livetrain.services.retraining import RetrainingService
 from livetrain.services.runs import RunService, owner_token
 from livetrain.store import ArtifactStore, MetadataStore
 from livetrain.store.entities import ACTIVE_STATUSES
@@ -70,6 +72,11 @@ class Livetrain:
                                              runs=self.runs)
         self.models = ModelService(store=self.store, artifacts=self.artifacts, settings=settings,
                                    datasets=self.datasets, networks=self.networks, runs=self.runs)
+        self.registry = RegistryService(store=self.store, emitter=emitter, datasets=self.datasets,
+                                        networks=self.networks, models=self.models, runs=self.runs, settings=settings)
+        self.registry.retraining = RetrainingService(
+            registry=self.registry, store=self.store, artifacts=self.artifacts, datasets=self.datasets,
+            networks=self.networks, models=self.models, runs=self.runs, emitter=emitter, spawn=spawn, sleep=sleep)
         self.runner = self._make_runner(spawn, sleep)
         self.runs.runner = self.runner
         self.datasets.prepare_in_worker = getattr(self.runner, "prepare_dataset", None)
@@ -80,6 +87,8 @@ class Livetrain:
         self._interrupted = False
         self._sleep = sleep
         self._reap_orphans()
+        if not settings.distributed:  # alone on its database: a retraining still going was this server's
+            self.registry.retraining.fail_abandoned()
         self.metrics.active_runs.set_function(lambda: self.store.count_runs(statuses=ACTIVE_STATUSES))
         spawn(self._heartbeat)
         if settings.distributed and self.runner.name == "local":

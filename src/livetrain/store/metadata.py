@@ -825,7 +825,8 @@ class MetadataStore:
     def update_retraining(self, retraining_id: str, **values: Any) -> Retraining | None:
         """Change a retraining's fields; the retraining after."""
         with self._tx() as s:
-            s.execute(update(RetrainingRow).where(RetrainingRow.id == retraining_id).values(**values))
+            if values:
+                s.execute(update(RetrainingRow).where(RetrainingRow.id == retraining_id).values(**values))
             row = s.get(RetrainingRow, retraining_id)
             return _entity(Retraining, row) if row else None
 
