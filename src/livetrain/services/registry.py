@@ -280,6 +280,7 @@ class RegistryService:
         self.store.add_predictions(kept)
         for item, prediction in zip(result["predictions"], kept):
             item["prediction_id"] = prediction.id
+        result.pop("version", None)  # a network's own version number: `source` says it
         out = {"model": name, "version": version.version, "alias": alias, "source": version.source, **result}
         if len(kept) == 1 and ("input" in body or "row" in body):
             out["prediction_id"] = kept[0].id

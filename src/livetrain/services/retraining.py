@@ -106,6 +106,9 @@ class RetrainingService:
         try:
             split = run_blocking(self._feedback_split, champion, feedback, policy["holdout_fraction"])
             dataset = run_blocking(self._derived_dataset, champion, split, retraining)
+            # announced from here: the OS thread that wrote it must not emit
+            self.emitter.resource("dataset_created", {"dataset_id": dataset.id, "name": dataset.name,
+                                                      "task": dataset.task, "ts": time.time()})
             run = self._start_run(champion, dataset, policy, retraining)
         except BaseException as exc:
             self._fail(retraining.id, f"the challenger could not be started: {getattr(exc, 'message', exc)}")
@@ -173,10 +176,7 @@ class RetrainingService:
             description=f"{source.name}'s training rows plus {len(split.y_train)} feedback row(s) of model "
                         f"{retraining.model_name}; the same validation and test rows",
             files={"arrays": {"path": ref.path, "sha256": ref.sha256}})
-        dataset = self.store.upsert_dataset(dataset)
-        self.emitter.resource("dataset_created", {"dataset_id": dataset.id, "name": dataset.name,
-                                                  "task": dataset.task, "ts": time.time()})
-        return dataset
+        return self.store.upsert_dataset(dataset)
 
     def _start_run(self, champion: ModelVersion, dataset: Dataset, policy: dict[str, Any], retraining: Retraining):
         """The challenger's run: the champion's network spec as a new network on the derived dataset, or the
