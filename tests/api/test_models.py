@@ -9,7 +9,7 @@ import uuid
 
 import pytest
 
-from tests.helpers import create_network, events_named, run_in, start_run, wait_for_run
+from tests.helpers import create_network, events_named, run_in, start_run, wait_for_run, wait_until
 
 IRIS_SETOSA = [5.1, 3.5, 1.4, 0.2]
 IRIS_LAYERS = [{"type": "Linear", "out_features": 8}, {"type": "ReLU"}, {"type": "Linear", "out_features": 3}]
@@ -239,3 +239,29 @@ def test_the_ops_counters(shared_app, client, model):
     assert counts["predictions"][model] == 1 and counts["feedback"][model] == 1
     metric, value = registry.champion_metrics()[model]
     assert metric == "accuracy" and 0 <= value <= 1
+
+
+def test_a_challenger_run_that_does_not_complete_fails_the_retraining_and_changes_nothing(shared_app, client, model):
+    socket = shared_app.extensions["socketio"].test_client(shared_app, flask_test_client=client)
+    client.put(f"/api/models/{model}/policy", json={"min_feedback": 100, "epochs": 500})  # long enough to cancel
+    for label in (0, 0, 1):
+        client.post(f"/api/models/{model}/feedback", json={"input": IRIS_SETOSA, "label": label})
+    queued = client.post(f"/api/models/{model}/retrain")
+    assert queued.status_code == 202, queued.get_json()
+    retraining = client.get(f"/api/models/{model}/retrainings").get_json()["retrainings"][0]
+    assert retraining["status"] == "training" and retraining["trigger"] == "manual"
+    assert client.post(f"/api/models/{model}/retrain").get_json()["error"] == "retraining"
+    client.post(f"/api/runs/{retraining['run_id']}/cancel")
+
+    def ended():
+        record = client.get(f"/api/models/{model}/retrainings").get_json()["retrainings"][0]
+        return record if record["status"] not in ("queued", "training", "evaluating") else None
+
+    record = wait_until(ended, timeout=30, what="the retraining's end")
+    assert record["status"] == "failed" and record["reason"].endswith("ended cancelled")
+    body = client.get(f"/api/models/{model}").get_json()
+    assert body["aliases"] == {"champion": 1} and [v["version"] for v in body["versions"]] == [1, 2, 3]
+    assert body["unused_feedback"] == 3  # given back for the next retraining
+    failed = events_named(socket.get_received(), "model_retrain_failed")
+    socket.disconnect()
+    assert [e["retraining_id"] for e in failed] == [record["id"]]

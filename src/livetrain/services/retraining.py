@@ -79,12 +79,11 @@ class RetrainingService:
         unused = self.store.count_feedback(name, unused=True).get(name, 0)
         if unused < self.registry.policy(model)["min_feedback"]:
             return None
-        if self.store.list_retrainings(name, statuses=RETRAIN_ACTIVE, limit=1):
-            return None
         try:
             return self.start(name, trigger="auto")
         except LivetrainError as exc:  # recorded as a failed retraining where it got that far
-            log.warning("automatic retraining of model %s did not start: %s", name, exc)
+            if exc.code != "retraining":  # one already going will see this feedback next time
+                log.warning("automatic retraining of model %s did not start: %s", name, exc)
             return None
 
     def start(self, name: str, trigger: str = "manual") -> Retraining:
@@ -95,6 +94,8 @@ class RetrainingService:
         if number is None:
             raise Conflict(f"model {name} has no champion to retrain; set the champion alias first", code="no_champion")
         champion = self.registry.version(name, number)
+        if self.store.list_retrainings(name, statuses=RETRAIN_ACTIVE, limit=1):
+            raise Conflict(f"model {name} is already being retrained", code="retraining")
         feedback = self.store.list_feedback(name, unused=True)
         if not feedback:
             raise Conflict(f"model {name} has no feedback that a retraining has not used yet", code="no_feedback")
