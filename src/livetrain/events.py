@@ -38,6 +38,12 @@ STORED_EVENTS = {RUN_CREATED, TRAINING_STARTED, TRAINING_UPDATE, TRAINING_COMPLE
 NETWORK_CREATED, NETWORK_DELETED = "network_created", "network_deleted"
 DATASET_CREATED, DATASET_DELETED, DATASET_PROGRESS = "dataset_created", "dataset_deleted", "dataset_progress"
 EXPERIMENT_CREATED, EXPERIMENT_DELETED = "experiment_created", "experiment_deleted"
+# the model registry's resource events (livetrain.services.registry)
+MODEL_REGISTERED, MODEL_VERSION_REGISTERED = "model_registered", "model_version_registered"
+MODEL_ALIAS_MOVED, MODEL_FEEDBACK_RECEIVED = "model_alias_moved", "model_feedback_received"
+MODEL_RETRAIN_STARTED, MODEL_RETRAIN_EVALUATED = "model_retrain_started", "model_retrain_evaluated"
+MODEL_PROMOTED, MODEL_RETRAIN_REJECTED, MODEL_RETRAIN_FAILED = (
+    "model_promoted", "model_retrain_rejected", "model_retrain_failed")
 SERVER_INFO = "server_info"
 
 

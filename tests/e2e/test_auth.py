@@ -59,6 +59,7 @@ def _family_table(admin: Api) -> list[tuple[str, str, str, object, str]]:
     """(family, method, path, body, scope needed): every endpoint family, with real ids where it matters."""
     network = admin.create_network(name="scoped")
     experiment = admin.post("/api/experiments", {"name": "scoped"}, expect=201)
+    admin.post("/api/models", {"name": "scoped"}, expect=201)
     return [
         ("status", "GET", "/api/status", None, "read"),
         ("status", "GET", "/api/workers", None, "read"),
@@ -87,6 +88,16 @@ def _family_table(admin: Api) -> list[tuple[str, str, str, object, str]]:
         ("tokens", "POST", "/api/tokens", {"name": "made by test", "scope": "read"}, "admin"),
         ("tokens", "DELETE", f"/api/tokens/{MISSING}", None, "admin"),
         ("tokens", "GET", "/api/auth/whoami", None, "read"),
+        ("models", "GET", "/api/models", None, "read"),
+        ("models", "GET", "/api/models/scoped", None, "read"),
+        ("models", "POST", "/api/models", {"name": "made-by-scope"}, "write"),
+        ("models", "POST", "/api/models/scoped/predict", {"input": [0.0] * 64}, "write"),
+        ("models", "POST", "/api/models/scoped/feedback", {"input": [0.0] * 64, "label": 3}, "write"),
+        ("models", "PUT", "/api/models/scoped/aliases/champion", {"version": 1, "reason": "scope"}, "admin"),
+        ("models", "POST", "/api/models/scoped/aliases/champion/rollback", {}, "admin"),
+        ("models", "DELETE", "/api/models/scoped/aliases/challenger", None, "admin"),
+        ("models", "PUT", "/api/models/scoped/policy", {"min_feedback": 10}, "admin"),
+        ("models", "DELETE", f"/api/models/{MISSING}", None, "admin"),
         ("networks", "DELETE", "/api/networks", None, "admin"),  # delete-all: last, it empties the server
     ]
 
@@ -260,3 +271,35 @@ def test_the_terminal_client_sends_its_token_and_manages_tokens_over_rest(secure
     revoked = _cli("--token", tokens["admin"], "tokens", "revoke", secret[:10], "--server", server.url)
     assert revoked.returncode == 0 and "revoked" in revoked.stdout
     assert Api(server.url, secret).request("GET", "/api/status").status_code == 401
+
+
+def test_alias_moves_and_a_rollback_are_recorded_with_who_and_why_and_pushed(secured):
+    server, tokens, admin = secured
+    listener = LiveClient(server.url).connect(token=tokens["read"])
+    runs = []
+    for neighbours in (1, 15):
+        body = {"algorithm": "knn", "dataset_id": "iris", "steps": 1, "params": {"n_neighbors": neighbours}}
+        run_id = admin.post("/api/experiments/default/runs", body, expect=202)["run_id"]
+        admin.wait_for_run(run_id)
+        runs.append(run_id)
+    admin.post("/api/models", {"name": "iris-knn"}, expect=201)
+    for run_id in runs:
+        admin.post("/api/models/iris-knn/versions", {"run_id": run_id}, expect=201)
+    admin.call("PUT", "/api/models/iris-knn/aliases/champion", json={"version": 1, "reason": "first"})
+    moved = admin.call("PUT", "/api/models/iris-knn/aliases/champion", json={"version": 2, "reason": "smoother"})
+    assert (moved["from_version"], moved["version"], moved["who"]) == (1, 2, "token:admin-token")
+    assert Api(server.url, tokens["write"]).request(
+        "POST", "/api/models/iris-knn/aliases/champion/rollback", json={}).status_code == 403
+    back = admin.post("/api/models/iris-knn/aliases/champion/rollback", {"reason": "worse on feedback"})
+    assert (back["from_version"], back["version"]) == (2, 1) and "worse on feedback" in back["reason"]
+
+    served = admin.post("/api/models/iris-knn/predict", {"input": [5.1, 3.5, 1.4, 0.2]})
+    assert served["version"] == 1 and served["alias"] == "champion"
+    history = admin.get("/api/models/iris-knn")["history"]
+    assert [(h["from_version"], h["to_version"], h["who"]) for h in history][:3] == [
+        (2, 1, "token:admin-token"), (1, 2, "token:admin-token"), (None, 1, "token:admin-token")]
+    pushed = wait_until(lambda: [p for _, p in listener.events("model_alias_moved") if p["model"] == "iris-knn"]
+                        if len(listener.events("model_alias_moved")) >= 3 else None, timeout=15,
+                        what="three model_alias_moved events")
+    assert [(p["from_version"], p["to_version"]) for p in pushed] == [(None, 1), (1, 2), (2, 1)]
+    listener.disconnect()

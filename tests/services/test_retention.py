@@ -10,6 +10,7 @@ from livetrain.cli import main
 from livetrain.config import Settings
 from livetrain.services import retention
 from livetrain.store import ArtifactStore, MetadataStore, Network, NetworkVersion, Run, RunEvent
+from livetrain.store.entities import ModelVersion, RegisteredModel
 
 DAY = 86400.0
 OLD = time.time() - 40 * DAY
@@ -84,9 +85,12 @@ def state(home) -> dict:
 
 
 @pytest.fixture
-def registry_protects_v2(monkeypatch):
-    monkeypatch.setattr(retention, "protected_by_registry",
-                        lambda store: retention.Protected(versions=frozenset({("n1", 2)})))
+def registry_protects_v2(home):
+    """n1's version 2 is registered (version 1 of model "digits"), as `POST /api/models/digits/versions` does."""
+    store = MetadataStore(Settings.load({"home": home}).resolved_database_url)
+    store.create_model(RegisteredModel(name="digits"))
+    store.add_model_version(ModelVersion(model_name="digits", version=0, network_id="n1", network_version=2))
+    store.close()
 
 
 def test_a_dry_run_lists_what_would_go_and_removes_nothing(home, registry_protects_v2, capsys):

@@ -6,8 +6,9 @@ from apiflask import APIBlueprint
 from flask import Response, current_app
 
 from livetrain.api.runs import run_started
-from livetrain.api.schemas import ExamplesQuery, NetworkIn, PredictIn, TrainIn, present
+from livetrain.api.schemas import ExamplesQuery, NetworkIn, NetworkPredictIn, TrainIn, present
 from livetrain.auth import requires
+from livetrain.services.common import whole_number
 from livetrain.store import Network
 
 bp = APIBlueprint("networks", __name__, url_prefix="/api/networks", tag="Networks")
@@ -119,10 +120,18 @@ def download_weights(network_id: str, version: int):
 
 
 @bp.post("/<network_id>/predict")
-@bp.input(PredictIn, arg_name="body")
+@bp.input(NetworkPredictIn, arg_name="body")
 def predict(network_id: str, body):
-    """Predict one input or a batch with the latest version."""
-    return _svc().networks.predict(network_id, present(body))
+    """Predict one input or a batch: with `version` if named, else the version a registered model's champion
+    points at (when one points at this network), else the latest version."""
+    svc = _svc()
+    body = present(body)
+    version = body.pop("version", None)
+    if version is None:
+        version = svc.registry.champion_network_version(network_id)
+    else:
+        version = whole_number(version, "version", 1, 2**31 - 1)
+    return svc.networks.predict(network_id, body, version_number=version)
 
 
 @bp.get("/<network_id>/examples")

@@ -161,3 +161,53 @@ class ExamplesQuery(Loose):
 def present(data: dict) -> dict:
     """Drop the fields a client did not send."""
     return {k: v for k, v in data.items() if v is not None}
+
+
+class ModelIn(Loose):
+    name = fields.String(required=True, metadata={"description": "1-100 letters, digits, '-', '_', '.'"})
+    description = fields.String(load_default=None)
+
+
+class ModelVersionIn(Loose):
+    network_id = fields.String(load_default=None, metadata={"description": "with version: a network version"})
+    version = fields.Raw(load_default=None, metadata={"description": "the network's version number"})
+    run_id = fields.String(load_default=None, metadata={"description": "a completed scikit-learn (or network) run"})
+
+
+class AliasIn(Loose):
+    version = fields.Raw(required=True, metadata={"description": "the model version the alias points at"})
+    reason = fields.String(load_default=None)
+
+
+class ReasonIn(Loose):
+    reason = fields.String(load_default=None)
+
+
+class ModelPredictIn(PredictIn):
+    version = fields.Raw(load_default=None, metadata={"description": "a model version (default: the champion)"})
+    alias = fields.String(load_default=None, metadata={"description": "an alias (default: champion)"})
+
+
+class NetworkPredictIn(PredictIn):
+    version = fields.Raw(load_default=None, metadata={
+        "description": "a network version (default: the registry's champion, else the latest)"})
+
+
+class FeedbackIn(Loose):
+    prediction_id = fields.String(load_default=None)
+    input = fields.Raw(load_default=None, metadata={"description": "an input, as predict takes it"})
+    row = fields.Raw(load_default=None, metadata={"description": "alias of input"})
+    label = fields.Raw(load_default=None, metadata={"description": "the true label (class name or index, or value)"})
+    note = fields.String(load_default=None)
+
+
+class PolicyIn(Loose):
+    min_feedback = fields.Raw(load_default=50)
+    metric = fields.String(load_default=None)
+    margin = fields.Raw(load_default=0.0)
+    holdout_fraction = fields.Raw(load_default=0.2)
+    decide_on = fields.String(load_default="dataset")
+    epochs = fields.Raw(load_default=None)
+    learning_rate = fields.Raw(load_default=None)
+    batch_size = fields.Raw(load_default=None)
+    train = fields.Dict(load_default=None)

@@ -13,7 +13,9 @@ from livetrain.services.experiments import ExperimentService
 from livetrain.services.metrics import Metrics
 from livetrain.services.models import ModelService
 from livetrain.services.networks import NetworkService
+from livetrain.services.registry import RegistryService
 from livetrain.services.reporting import RunReporter
+from livetrain.services.retraining import RetrainingService
 from livetrain.services.runs import RunService, owner_token
 from livetrain.store import ArtifactStore, MetadataStore
 from livetrain.store.entities import ACTIVE_STATUSES
@@ -54,6 +56,11 @@ class Livetrain:
                                              runs=self.runs)
         self.models = ModelService(store=self.store, artifacts=self.artifacts, settings=settings,
                                    datasets=self.datasets, networks=self.networks, runs=self.runs)
+        self.registry = RegistryService(store=self.store, emitter=emitter, datasets=self.datasets,
+                                        networks=self.networks, models=self.models, runs=self.runs, settings=settings)
+        self.registry.retraining = RetrainingService(
+            registry=self.registry, store=self.store, artifacts=self.artifacts, datasets=self.datasets,
+            networks=self.networks, models=self.models, runs=self.runs, emitter=emitter, spawn=spawn, sleep=sleep)
         self.runner = self._make_runner(spawn, sleep)
         self.runs.runner = self.runner
         self.datasets.prepare_in_worker = getattr(self.runner, "prepare_dataset", None)
@@ -64,6 +71,8 @@ class Livetrain:
         self._interrupted = False
         self._sleep = sleep
         self._reap_orphans()
+        if not settings.distributed:  # alone on its database: a retraining still going was this server's
+            self.registry.retraining.fail_abandoned()
         self.metrics.active_runs.set_function(lambda: self.store.count_runs(statuses=ACTIVE_STATUSES))
         self.metrics.watch(self)
         spawn(self._heartbeat)
@@ -127,7 +136,7 @@ class Livetrain:
 
     def _collect_daily(self) -> None:
         """With `retention` set: remove what is past it a minute after start, then once a day."""
-        from livetrain.services.retention import protection, run_gc, table
+        from livetrain.services.retention import protected_by_registry, run_gc, table
 
         delay = RETENTION_FIRST_DELAY
         while True:
@@ -137,7 +146,7 @@ class Livetrain:
                 return
             try:
                 removals, freed = run_gc(self.store, self.artifacts, self.settings.retention_seconds(),
-                                         protected=protection(self.store, getattr(self, "registry", None)))
+                                         protected=protected_by_registry(self.store))
                 if removals:
                     log.info("retention %s removed %d item(s), freed %d bytes:\n%s", self.settings.retention,
                              len(removals), freed, table(removals))

@@ -306,7 +306,7 @@ class DatasetService:
             ref = dataset.files["table"]
             path = run_blocking(self.artifacts.verified_path, ref["path"], ref["sha256"])
             return f"{dataset.name}.csv", table_as_csv(path)
-        if not dataset.builtin:  # stored before tables were kept as Parquet
+        if "csv" in dataset.files:  # stored before tables were kept as Parquet
             ref = dataset.files["csv"]
             return f"{dataset.name}.csv", self.artifacts.open_verified(ref["path"], ref["sha256"]).getvalue()
 
@@ -338,6 +338,12 @@ class DatasetService:
         path = run_blocking(self.artifacts.verified_path, ref["path"], ref["sha256"])
         suffix = "".join(Path(ref["path"]).suffixes)
         return f"{_stem(dataset.meta.get('filename') or dataset.name)}{suffix}", path
+
+    def input_dataset(self, dataset: Dataset) -> Dataset:
+        """The dataset whose raw rows a model trained on `dataset` takes: the original a derived dataset (a
+        retraining's training set) was made from, else `dataset` itself."""
+        parent_id = dataset.meta.get("parent_id")
+        return self.get(parent_id) if parent_id else dataset
 
     # -- predictions on raw rows -------------------------------------------------
     def pipeline(self, dataset: Dataset):

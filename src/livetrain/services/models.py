@@ -56,8 +56,16 @@ class ModelService:
             result = self.networks.predict(run.network_id, body, version_number=run.version)
             return {"run_id": run.id, **result}
         rows, single = raw_rows(body, self.settings.max_batch_inputs)
-        dataset = self.datasets.get(run.dataset_id)
+        dataset = self.datasets.input_dataset(self.datasets.get(run.dataset_id))
         return run_blocking(self._predict, run, dataset, rows, single)
+
+    def predict_features(self, run_id: str, X) -> list[Any]:
+        """What a run's model predicts for preprocessed feature rows: class indices, or values in target units."""
+        from livetrain.training.estimators import predict_rows
+
+        run = self._finished(run_id)
+        dataset = self.datasets.input_dataset(self.datasets.get(run.dataset_id))
+        return predict_rows(self._estimator(run), dataset.task, X, data=self.datasets.arrays(dataset))["predicted"]
 
     def _predict(self, run: Run, dataset, rows: list, single: bool) -> dict[str, Any]:
         from livetrain.training.estimators import predict_rows

@@ -162,10 +162,18 @@ class NetworkService:
 
         return self._models.get_or_load((network.id, version.version), load)
 
+    def predict_features(self, network_id: str, version_number: int, X: np.ndarray) -> list[Any]:
+        """What a version predicts for preprocessed feature rows: class indices, or values in target units."""
+        network = self.get(network_id)
+        dataset = self.datasets.input_dataset(self.datasets.get(network.dataset_id))
+        result = self._predict(network, self.version(network, version_number), dataset, X, True, False)
+        return [item["predicted"] for item in result["predictions"]]
+
     def predict(self, network_id: str, body: dict[str, Any], version_number: int | None = None) -> dict[str, Any]:
         """Outputs for one input (`input`) or a batch (`inputs`), in the dataset's raw units."""
         network = self.get(network_id)
-        dataset = self.datasets.get(network.dataset_id)
+        # a network a retraining trained on a derived dataset takes the raw inputs of its original
+        dataset = self.datasets.input_dataset(self.datasets.get(network.dataset_id))
         if dataset.meta.get("kind") == "factorization" and "n" in body:
             return self.factorize(network, dataset, body["n"], version_number)
         if not dataset.builtin and not dataset.meta.get("passthrough"):

@@ -6,8 +6,8 @@ What is removed:
   checkpoints (and its whole folder once the version it made is gone too);
 - network versions created before the age, with their weights and examples files, except each
   network's newest version.
-What the model registry protects (versions an alias points to, the runs behind champions) is never
-removed: `protected_by_registry` says what that is.
+What the model registry holds (every registered version's network version or run, champions
+included) is never removed: `protected_by_registry` says what that is.
 
 Files are removed through the `ArtifactStore`, so a stored path that leaves the models folder is left
 alone rather than trusted.
@@ -38,20 +38,10 @@ class Protected:
 
 
 def protected_by_registry(store: MetadataStore) -> Protected:
-    """What the model registry protects: versions an alias points to, runs behind a champion.
-
-    Nothing until the registry's tables exist; the registry fills this function in (the one place
-    retention asks).
-    """
-    return Protected()
-
-
-def protection(store: MetadataStore, provider=None) -> Protected:
-    """What to keep: from a running server's registry provider when it has one, else from the store."""
-    if provider is not None and hasattr(provider, "protected_versions"):
-        versions, runs = provider.protected_versions()
-        return Protected(frozenset(versions), frozenset(runs))
-    return protected_by_registry(store)
+    """What the model registry protects: every registered version's source (a network version, or the
+    scikit-learn run whose model it serves). Champions are registered versions, so never removed."""
+    versions, runs = store.registered_sources()
+    return Protected(frozenset(versions), frozenset(runs))
 
 
 @dataclass

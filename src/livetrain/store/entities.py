@@ -245,3 +245,124 @@ class Token:
     def to_dict(self, now: float) -> dict[str, Any]:
         """JSON for the API and `livetrain tokens list`."""
         return {**_asdict(self), "state": self.state(now)}
+
+
+# -- the model registry (livetrain.services.registry) ------------------------------------
+
+
+@dataclass
+class RegisteredModel:
+    """A name users predict with; its versions point at network versions or scikit-learn runs."""
+
+    name: str
+    description: str = ""
+    created_at: float = 0.0
+    policy: dict[str, Any] | None = None  # the retraining policy, once an admin has set one
+
+    def to_dict(self) -> dict[str, Any]:
+        return _asdict(self)
+
+
+@dataclass
+class ModelVersion:
+    """Version `version` of a registered model: a network version (network_id + network_version) or a run."""
+
+    model_name: str
+    version: int
+    network_id: str | None = None
+    network_version: int | None = None
+    run_id: str | None = None
+    metrics: dict[str, Any] = field(default_factory=dict)  # the source's held-out metrics when registered
+    created_by: str = "anonymous"
+    created_at: float = 0.0
+
+    @property
+    def source(self) -> dict[str, Any]:
+        """What serves this version."""
+        if self.network_id is not None:
+            return {"kind": "network", "network_id": self.network_id, "version": self.network_version}
+        return {"kind": "run", "run_id": self.run_id}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"version": self.version, "source": self.source, "metrics": self.metrics,
+                "created_by": self.created_by, "created_at": self.created_at}
+
+
+@dataclass
+class AliasMove:
+    """One change of an alias: set, moved, rolled back or removed (`to_version` None)."""
+
+    model_name: str
+    alias: str
+    from_version: int | None
+    to_version: int | None
+    who: str
+    reason: str = ""
+    at: float = 0.0
+    id: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return _asdict(self)
+
+
+@dataclass
+class Prediction:
+    """One row predicted by a registered model, kept so that feedback can name it."""
+
+    id: str
+    model_name: str
+    version: int
+    alias: str | None
+    input: Any
+    output: Any
+    created_at: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return _asdict(self)
+
+
+@dataclass
+class Feedback:
+    """The true label of an input a model saw (by prediction id) or of a new input."""
+
+    model_name: str
+    input: Any
+    label: Any
+    prediction_id: str | None = None
+    version: int | None = None
+    predicted: Any = None
+    note: str = ""
+    retraining_id: str | None = None  # the retraining that used it (for training or holding out)
+    created_at: float = 0.0
+    id: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return _asdict(self)
+
+
+RETRAIN_ACTIVE = ("queued", "training", "evaluating")
+
+
+@dataclass
+class Retraining:
+    """One retraining of a model: a challenger trained on the champion's data plus feedback, then judged."""
+
+    id: str
+    model_name: str
+    status: str  # queued, training, evaluating, promoted, rejected, failed
+    trigger: str  # "manual" or "auto"
+    champion_version: int
+    metric: str
+    run_id: str | None = None
+    dataset_id: str | None = None  # the derived dataset the challenger trained on
+    challenger_version: int | None = None
+    feedback_train: int = 0
+    feedback_holdout: int = 0
+    champion_metrics: dict[str, Any] = field(default_factory=dict)  # {"dataset": {...}, "feedback": {...}}
+    challenger_metrics: dict[str, Any] = field(default_factory=dict)
+    reason: str = ""
+    created_at: float = 0.0
+    finished_at: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return _asdict(self)

@@ -35,10 +35,17 @@ from livetrain import jsonsafe
 from livetrain.store.entities import (
     ACTIVE_STATUSES,
     NETWORK_ALGORITHM,
+    RETRAIN_ACTIVE,
+    AliasMove,
     Dataset,
     Experiment,
+    Feedback,
+    ModelVersion,
     Network,
     NetworkVersion,
+    Prediction,
+    RegisteredModel,
+    Retraining,
     Run,
     RunEvent,
     RunStatus,
@@ -662,6 +669,305 @@ class MetadataStore:
         with self._tx() as s:
             return s.execute(update(TokenRow).where(TokenRow.id == token_id, TokenRow.revoked_at.is_(None))
                              .values(revoked_at=when)).rowcount > 0
+
+
+    # -- the model registry (livetrain.services.registry) --------------------------------
+    def _by_key(self, entity_class, row_class, key: Any) -> Any:
+        """The entity of the row with this primary key, or None."""
+        with self._tx() as s:
+            row = s.get(row_class, key)
+            return _entity(entity_class, row) if row else None
+
+    def create_model(self, model: RegisteredModel) -> bool:
+        """Store a new registered model; False when the name is taken."""
+        model.created_at = model.created_at or time.time()
+        with self._tx() as s:
+            if s.get(ModelRow, model.name) is not None:
+                return False
+            s.add(ModelRow(**_values(ModelRow, model)))
+        return True
+
+    def get_model(self, name: str) -> RegisteredModel | None:
+        """A registered model, or None."""
+        return self._by_key(RegisteredModel, ModelRow, name)
+
+    def list_models(self) -> list[RegisteredModel]:
+        """Every registered model, by name."""
+        with self._tx() as s:
+            return [_entity(RegisteredModel, r) for r in s.scalars(select(ModelRow).order_by(ModelRow.name))]
+
+    def set_model_policy(self, name: str, policy: dict[str, Any]) -> None:
+        """Replace a model's retraining policy."""
+        with self._tx() as s:
+            s.execute(update(ModelRow).where(ModelRow.name == name).values(policy=policy))
+
+    def delete_model(self, name: str) -> bool:
+        """Remove a model with its versions, aliases, history, predictions, feedback and retrainings."""
+        with self._tx() as s:
+            for row in (ModelVersionRow, AliasRow, AliasMoveRow, PredictionRow, FeedbackRow, RetrainingRow):
+                s.execute(delete(row).where(row.model_name == name))
+            return s.execute(delete(ModelRow).where(ModelRow.name == name)).rowcount > 0
+
+    def add_model_version(self, version: ModelVersion) -> ModelVersion:
+        """Store the model's next version (its number is given here, inside the transaction)."""
+        version.created_at = version.created_at or time.time()
+        with self._tx() as s:
+            last = s.scalar(select(func.max(ModelVersionRow.version))
+                            .where(ModelVersionRow.model_name == version.model_name))
+            version.version = (last or 0) + 1
+            s.add(ModelVersionRow(**_values(ModelVersionRow, version)))
+        return version
+
+    def registered_sources(self) -> tuple[set[tuple[str, int]], set[str]]:
+        """What any registered model version serves: (network_id, version) pairs, and run ids."""
+        query = select(ModelVersionRow.network_id, ModelVersionRow.network_version, ModelVersionRow.run_id)
+        versions: set[tuple[str, int]] = set()
+        runs: set[str] = set()
+        with self._tx() as s:
+            for network_id, network_version, run_id in s.execute(query):
+                if network_id is not None:
+                    versions.add((network_id, network_version))
+                if run_id is not None:
+                    runs.add(run_id)
+        return versions, runs
+
+    def list_model_versions(self, name: str) -> list[ModelVersion]:
+        """A model's versions, oldest first."""
+        query = select(ModelVersionRow).where(ModelVersionRow.model_name == name).order_by(ModelVersionRow.version)
+        with self._tx() as s:
+            return [_entity(ModelVersion, r) for r in s.scalars(query)]
+
+    def get_model_version(self, name: str, version: int) -> ModelVersion | None:
+        """One version of a model, or None."""
+        return self._by_key(ModelVersion, ModelVersionRow, (name, version))
+
+    def aliases(self, name: str) -> dict[str, int]:
+        """A model's aliases and the version each points to."""
+        with self._tx() as s:
+            return {r.alias: r.version for r in s.scalars(select(AliasRow).where(AliasRow.model_name == name)
+                                                          .order_by(AliasRow.alias))}
+
+    def move_alias(self, move: AliasMove, expect_from: int | None) -> bool:
+        """Point an alias at `move.to_version` (None removes it) and record the move, in one transaction;
+        False, with nothing changed, when the alias no longer points at `expect_from`."""
+        move.at = move.at or time.time()
+        with self._tx() as s:
+            row = s.get(AliasRow, (move.model_name, move.alias))
+            if (row.version if row else None) != expect_from:
+                return False
+            if move.to_version is None:
+                s.delete(row)
+            elif row is None:
+                s.add(AliasRow(model_name=move.model_name, alias=move.alias, version=move.to_version))
+            else:
+                row.version = move.to_version
+            s.add(AliasMoveRow(**_values(AliasMoveRow, move, skip=("id",))))
+        return True
+
+    def alias_history(self, name: str, alias: str | None = None, limit: int = 200) -> list[AliasMove]:
+        """A model's alias moves (of one alias, if named), newest first."""
+        query = select(AliasMoveRow).where(AliasMoveRow.model_name == name)
+        if alias is not None:
+            query = query.where(AliasMoveRow.alias == alias)
+        with self._tx() as s:
+            rows = s.scalars(query.order_by(AliasMoveRow.id.desc()).limit(limit))
+            return [_entity(AliasMove, r) for r in rows]
+
+    def champion_of_network(self, network_id: str, alias: str) -> int | None:
+        """The network version that `alias` of a registered model points at, if it points at one of this
+        network's versions (the most recently moved such alias when several models do)."""
+        query = (select(ModelVersionRow.network_version)
+                 .join(AliasRow, (AliasRow.model_name == ModelVersionRow.model_name)
+                       & (AliasRow.version == ModelVersionRow.version))
+                 .join(AliasMoveRow, (AliasMoveRow.model_name == AliasRow.model_name)
+                       & (AliasMoveRow.alias == AliasRow.alias))
+                 .where(ModelVersionRow.network_id == network_id, AliasRow.alias == alias)
+                 .order_by(AliasMoveRow.id.desc()).limit(1))
+        with self._tx() as s:
+            return s.scalar(query)
+
+    def add_predictions(self, predictions: list[Prediction]) -> None:
+        """Keep what a model predicted, row by row."""
+        now = time.time()
+        with self._tx() as s:
+            for p in predictions:
+                p.created_at = p.created_at or now
+                s.add(PredictionRow(**_values(PredictionRow, p)))
+
+    def get_prediction(self, prediction_id: str) -> Prediction | None:
+        """A kept prediction, or None."""
+        return self._by_key(Prediction, PredictionRow, prediction_id)
+
+    def count_predictions(self) -> dict[str, int]:
+        """Predictions kept per model."""
+        query = select(PredictionRow.model_name, func.count()).group_by(PredictionRow.model_name)
+        with self._tx() as s:
+            return {name: n for name, n in s.execute(query)}
+
+    def add_feedback(self, feedback: Feedback) -> Feedback:
+        """Store one piece of feedback; its id is set."""
+        feedback.created_at = feedback.created_at or time.time()
+        with self._tx() as s:
+            row = FeedbackRow(**_values(FeedbackRow, feedback, skip=("id",)))
+            s.add(row)
+            s.flush()
+            feedback.id = row.id
+        return feedback
+
+    def list_feedback(self, name: str, *, limit: int | None = None, offset: int = 0,
+                      unused: bool = False) -> list[Feedback]:
+        """A model's feedback, oldest first (only what no retraining used yet, with `unused`)."""
+        query = select(FeedbackRow).where(FeedbackRow.model_name == name)
+        if unused:
+            query = query.where(FeedbackRow.retraining_id.is_(None))
+        with self._tx() as s:
+            rows = s.scalars(query.order_by(FeedbackRow.id).offset(offset).limit(limit))
+            return [_entity(Feedback, r) for r in rows]
+
+    def count_feedback(self, name: str | None = None, *, unused: bool = False) -> dict[str, int]:
+        """Feedback per model (of one model, if named; only unused, with `unused`)."""
+        query = select(FeedbackRow.model_name, func.count()).group_by(FeedbackRow.model_name)
+        if name is not None:
+            query = query.where(FeedbackRow.model_name == name)
+        if unused:
+            query = query.where(FeedbackRow.retraining_id.is_(None))
+        with self._tx() as s:
+            return {model: n for model, n in s.execute(query)}
+
+    def claim_feedback(self, ids: list[int], retraining_id: str) -> int:
+        """Mark feedback as used by a retraining (only what no other retraining took); how many."""
+        with self._tx() as s:
+            return s.execute(update(FeedbackRow).where(FeedbackRow.id.in_(ids), FeedbackRow.retraining_id.is_(None))
+                             .values(retraining_id=retraining_id)).rowcount
+
+    def release_feedback(self, retraining_id: str) -> None:
+        """Give the feedback of a failed retraining back, for the next one."""
+        with self._tx() as s:
+            s.execute(update(FeedbackRow).where(FeedbackRow.retraining_id == retraining_id)
+                      .values(retraining_id=None))
+
+    def create_retraining(self, retraining: Retraining) -> bool:
+        """Store a queued retraining unless the model already has one going; False then."""
+        retraining.created_at = retraining.created_at or time.time()
+        with self._tx() as s:
+            busy = s.scalar(select(RetrainingRow.id).where(RetrainingRow.model_name == retraining.model_name,
+                                                           RetrainingRow.status.in_(RETRAIN_ACTIVE)).limit(1))
+            if busy is not None:
+                return False
+            s.add(RetrainingRow(**_values(RetrainingRow, retraining)))
+        return True
+
+    def update_retraining(self, retraining_id: str, **values: Any) -> Retraining | None:
+        """Change a retraining's fields; the retraining after."""
+        with self._tx() as s:
+            if values:
+                s.execute(update(RetrainingRow).where(RetrainingRow.id == retraining_id).values(**values))
+            row = s.get(RetrainingRow, retraining_id)
+            return _entity(Retraining, row) if row else None
+
+    def list_retrainings(self, name: str | None = None, *, statuses: Iterable[str] | None = None,
+                         limit: int = 100) -> list[Retraining]:
+        """Retrainings (of one model, in some statuses), newest first."""
+        query = select(RetrainingRow)
+        if name is not None:
+            query = query.where(RetrainingRow.model_name == name)
+        if statuses is not None:
+            query = query.where(RetrainingRow.status.in_(list(statuses)))
+        with self._tx() as s:
+            rows = s.scalars(query.order_by(RetrainingRow.created_at.desc()).limit(limit))
+            return [_entity(Retraining, r) for r in rows]
+
+
+def _values(row_class, entity, skip: tuple[str, ...] = ()) -> dict[str, Any]:
+    """An entity's fields as a row's columns."""
+    return {c.key: getattr(entity, c.key) for c in row_class.__table__.columns if c.key not in skip}
+
+
+# -- the model registry's tables ---------------------------------------------------------------
+
+
+class ModelRow(Base):
+    __tablename__ = "registered_models"
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[float] = mapped_column(Float)
+    policy: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+
+
+class ModelVersionRow(Base):
+    __tablename__ = "model_versions"
+    model_name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    network_id: Mapped[str | None] = mapped_column(String(64), index=True, nullable=True)
+    network_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    run_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    metrics: Mapped[dict] = mapped_column(JSON, default=dict)
+    created_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[float] = mapped_column(Float)
+
+
+class AliasRow(Base):
+    __tablename__ = "model_aliases"
+    model_name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    alias: Mapped[str] = mapped_column(String(40), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer)
+
+
+class AliasMoveRow(Base):
+    __tablename__ = "model_alias_history"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    model_name: Mapped[str] = mapped_column(String(100), index=True)
+    alias: Mapped[str] = mapped_column(String(40))
+    from_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    to_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    who: Mapped[str] = mapped_column(String(200))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    at: Mapped[float] = mapped_column(Float)
+
+
+class PredictionRow(Base):
+    __tablename__ = "model_predictions"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    model_name: Mapped[str] = mapped_column(String(100), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    alias: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    input: Mapped[Any] = mapped_column(JSON)
+    output: Mapped[Any] = mapped_column(JSON)
+    created_at: Mapped[float] = mapped_column(Float)
+
+
+class FeedbackRow(Base):
+    __tablename__ = "model_feedback"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    model_name: Mapped[str] = mapped_column(String(100), index=True)
+    prediction_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    version: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    input: Mapped[Any] = mapped_column(JSON)
+    predicted: Mapped[Any] = mapped_column(JSON, nullable=True)
+    label: Mapped[Any] = mapped_column(JSON)
+    note: Mapped[str] = mapped_column(Text, default="")
+    retraining_id: Mapped[str | None] = mapped_column(String(32), index=True, nullable=True)
+    created_at: Mapped[float] = mapped_column(Float)
+
+
+class RetrainingRow(Base):
+    __tablename__ = "retrainings"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    model_name: Mapped[str] = mapped_column(String(100), index=True)
+    status: Mapped[str] = mapped_column(String(20))
+    trigger: Mapped[str] = mapped_column(String(10))
+    champion_version: Mapped[int] = mapped_column(Integer)
+    metric: Mapped[str] = mapped_column(String(40))
+    run_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    dataset_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    challenger_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    feedback_train: Mapped[int] = mapped_column(Integer, default=0)
+    feedback_holdout: Mapped[int] = mapped_column(Integer, default=0)
+    champion_metrics: Mapped[dict] = mapped_column(JSON, default=dict)
+    challenger_metrics: Mapped[dict] = mapped_column(JSON, default=dict)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[float] = mapped_column(Float)
+    finished_at: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
 __all__ = ["MetadataStore", "RunStatus"]
