@@ -2,7 +2,7 @@
 
     python -m bench.run_all                 # everything but upload (about 3.5 minutes on 2 cores)
     python -m bench.run_all --only events   # one benchmark: epoch, status, events, sklearn, pages, batch,
-                                            # dialects, upload
+                                            # dialects, auth, upload
     python -m bench.run_all --only upload   # big-file uploads, 50 MB and 1 GB (several minutes)
     python -m bench.run_all --only scale    # Celery workers and server nodes on Redis and PostgreSQL (~4 min)
     python -m bench.run_all --rounds 5      # more rounds of the epoch-time comparison
@@ -119,9 +119,16 @@ def run_scale(args) -> dict[str, Any]:
                          fanout_events=args.scale_events)
 
 
+def run_auth(args) -> dict[str, Any]:
+    """Benchmark 12: REST latency and Socket.IO connect time with API tokens on / off, side by side."""
+    from bench import auth_overhead
+
+    return auth_overhead.run(requests_per_side=args.auth_requests, connects=args.auth_connects)
+
+
 BENCHMARKS = {"epoch": run_epoch, "status": run_status, "events": run_events, "sklearn": run_sklearn,
-              "pages": run_pages, "batch": run_batch, "dialects": run_dialects, "upload": run_upload,
-              "scale": run_scale}
+              "pages": run_pages, "batch": run_batch, "dialects": run_dialects, "auth": run_auth,
+              "upload": run_upload, "scale": run_scale}
 # Left out of the full run: the 1 GB upload alone takes minutes on 2 cores
 # (and writes a 1 GB file to /tmp); ask for it with --only upload. Scale-out needs
 # Redis and PostgreSQL and takes about 4 minutes; ask for it with --only scale.
@@ -243,7 +250,27 @@ def table(results: dict[str, Any]) -> str:
     elif upload:
         rows.append(("9", "big uploads", "error: " + upload["error"].strip().splitlines()[-1][:80], "", "NO"))
     rows += _scale_rows(results.get("scale"))
+    rows += _auth_rows(results.get("auth"))
     return markdown_table(rows)
+
+
+def _auth_rows(auth: dict[str, Any] | None) -> list[tuple[str, ...]]:
+    if not auth:
+        return []
+    if "error" in auth:
+        return [("12", "auth on / off", "error: " + auth["error"].strip().splitlines()[-1][:80], "", "NO")]
+    rows = []
+    for tag, key, label, target in (("12a", "status", "GET /api/status (kept-alive)", "rest_p50_ratio"),
+                                    ("12b", "predict", "POST /api/networks/{id}/predict, one input",
+                                     "rest_p50_ratio"),
+                                    ("12c", "connect", "Socket.IO connect", "connect_p50_ratio")):
+        item = auth[key]
+        on, off = item["on"]["ms"], item["off"]["ms"]
+        rows.append((tag, f"{label}: auth on / off",
+                     f"p50 {item['p50_ratio']:.2f} ({on['median']:.2f} vs {off['median']:.2f} ms), "
+                     f"p99 {item['p99_ratio']:.2f} ({on['p99']:.2f} vs {off['p99']:.2f} ms, n={on['n']})",
+                     f"p50 {auth['targets'][target]}", "yes" if auth["met"][key] else "NO"))
+    return rows
 
 
 def _scale_rows(scale: dict[str, Any] | None) -> list[tuple[str, ...]]:
@@ -303,6 +330,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scale-batch", type=int, default=16, help="runs of benchmark 11's throughput batch")
     parser.add_argument("--scale-rounds", type=int, default=2, help="batches on each side of benchmark 11a")
     parser.add_argument("--scale-events", type=int, default=4000, help="events benchmark 11c's publisher emits")
+    parser.add_argument("--auth-requests", type=int, default=300,
+                        help="timed requests of each kind per server in benchmark 12 (keep under 580: writes "
+                             "are rate-limited to 600 a minute)")
+    parser.add_argument("--auth-connects", type=int, default=30, help="timed Socket.IO connects per server, "
+                                                                      "benchmark 12")
     parser.add_argument("--out", type=Path, default=RESULTS / "latest.json")
     args = parser.parse_args(argv)
 

@@ -46,7 +46,7 @@ class Settings:
     # "on" always, "off" never
     auth: str = "auto"
     secure_cookies: bool = False  # mark the session cookie Secure (serve behind HTTPS)
-    rate_limit_writes: str = "600/minute"  # per token, else per address; empty: no limit
+    rate_limit_writes: str = "600/minute"  # per token, else per address; "off": no limit
     rate_limit_uploads: str = "60/minute"
     rate_limit_storage: str = ""  # default: the message queue's Redis when set, else this process's memory
     cancel_grace: float = 0.8  # seconds a worker gets to stop before it is killed
@@ -140,12 +140,14 @@ class Settings:
             raise ValueError("auth must be auto, on or off")
         for name in ("rate_limit_writes", "rate_limit_uploads"):
             value = getattr(self, name)
-            if value:
+            if value.strip().lower() == "off":
+                setattr(self, name, "")  # no limit
+            elif value:
                 from limits import parse_many
                 try:
                     parse_many(value)
                 except ValueError:
-                    raise ValueError(f"{name} must look like 600/minute (or be empty for no limit), "
+                    raise ValueError(f"{name} must look like 600/minute (or be off for no limit), "
                                      f"got {value!r}") from None
         if self.metrics_bind:
             self.metrics_address()  # refuses a malformed one

@@ -21,6 +21,7 @@ def _direct(args: argparse.Namespace) -> dict[str, Any]:
     from livetrain.store import MetadataStore
 
     settings = Settings.load({"home": args.home})
+    settings.home.mkdir(parents=True, exist_ok=True)  # the first token may come before the first serve
     store = MetadataStore(settings.resolved_database_url)
     try:
         store.create_schema()

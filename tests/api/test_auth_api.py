@@ -74,6 +74,7 @@ def test_settings_refuse_an_unknown_auth_mode_or_rate_limit():
         Settings.load({"auth": "maybe"})
     with pytest.raises(ValueError, match="rate_limit_writes"):
         Settings.load({"rate_limit_writes": "lots"})
+    assert Settings.load({}, environ={"LIVETRAIN_RATE_LIMIT_WRITES": "off"}).rate_limit_writes == ""
 
 
 def _sign_in(client, secret: str, next_path: str = "/"):

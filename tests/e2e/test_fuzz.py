@@ -29,7 +29,7 @@ def fuzz_server(tmp_path_factory):
     # auth on, as a shared server runs; no rate limit, so every case reaches the endpoint it is for
     server = ServerProcess(home, folder / "server.log", {
         "LIVETRAIN_MAX_EPOCHS": "3", "LIVETRAIN_MAX_CONCURRENT_RUNS": "1", "LIVETRAIN_WARM_WORKERS": "0",
-        "LIVETRAIN_AUTH": "on", "LIVETRAIN_RATE_LIMIT_WRITES": "", "LIVETRAIN_RATE_LIMIT_UPLOADS": ""})
+        "LIVETRAIN_AUTH": "on", "LIVETRAIN_RATE_LIMIT_WRITES": "off", "LIVETRAIN_RATE_LIMIT_UPLOADS": "off"})
     server.start()
     server.token = token
     yield server
