@@ -39,7 +39,7 @@ from typing import Any
 
 import requests
 
-from bench.common import Server, _stop, api, free_port, mnist_dir, summary
+from bench.common import Server, api, livetrain_server, mnist_dir, summary
 
 LAYER_SIZES = [64, 30, 10]
 TRAIN_BODY = {"epochs": 1, "mini_batch_size": 10, "learning_rate": 3.0}
@@ -72,40 +72,12 @@ def auth_server(auth: bool, start_timeout: float = 90.0) -> Iterator[tuple[Serve
     """A server with auth on (and a token) or off, on a fresh home; the headers its requests send.
     Stopped (with its workers) when the block ends, even on error."""
     with tempfile.TemporaryDirectory(prefix="livetrain-bench-auth-") as tmp:
-        home, log_path = Path(tmp) / "home", Path(tmp) / "server.log"
+        home = Path(tmp) / "home"
         env = _env("on" if auth else "off")
-        home.mkdir()  # `tokens create --home` does not create the folder (the server does)
         headers = {"Authorization": "Bearer " + _create_token(home, env)} if auth else {}
-        for _attempt in range(3):
-            port = free_port()
-            with open(log_path, "wb") as log:
-                process = subprocess.Popen(
-                    [sys.executable, "-m", "livetrain", "serve", "--async-mode", "eventlet", "--host", "127.0.0.1",
-                     "--port", str(port), "--home", str(home), "--log-level", "WARNING"],
-                    cwd=tmp, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                )
-            server = Server(process, port, home, log_path)
-            try:
-                deadline = time.monotonic() + start_timeout
-                while time.monotonic() < deadline and process.poll() is None:
-                    with contextlib.suppress(requests.RequestException):
-                        if requests.get(server.url + "/api/health", timeout=2).ok:
-                            break
-                    time.sleep(0.2)
-                else:
-                    raise RuntimeError(f"server did not come up (exit code {process.poll()}):\n{server.log_tail()}")
-            except BaseException:
-                _stop(process)
-                if process.poll() is not None and "Address already in use" in server.log_tail():
-                    continue  # someone took the port between our check and the bind
-                raise
-            try:
-                yield server, headers
-            finally:
-                _stop(process)
-            return
-        raise RuntimeError("could not find a free port for the server")
+        with livetrain_server(env={"LIVETRAIN_AUTH": env["LIVETRAIN_AUTH"]}, home=home,
+                              start_timeout=start_timeout) as server:
+            yield server, headers
 
 
 def _cpu_seconds(pid: int) -> float:

@@ -249,7 +249,7 @@ def livetrain_server(*, env: dict[str, str] | None = None, start_timeout: float 
                 deadline = time.monotonic() + start_timeout
                 while time.monotonic() < deadline and process.poll() is None:
                     with contextlib.suppress(requests.RequestException):
-                        if requests.get(server.url + "/api/status", timeout=2).ok:
+                        if requests.get(server.url + "/api/health", timeout=2).ok:  # no token needed
                             break
                     time.sleep(0.2)
                 else:
