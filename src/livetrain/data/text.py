@@ -449,6 +449,29 @@ def _pad(rows: list[list[int]], width: int, value: int, dtype) -> np.ndarray:
     return out
 
 
+def is_plain_text(kind: str, rows: list[dict[str, Any]]) -> bool:
+    """True for a generation dataset of texts alone (no inputs): an LM over the texts, cut into windows."""
+    return kind == "generation" and all(not (r.get("input") or "").strip() for r in rows)
+
+
+def row_split(kind: str, rows: list[dict[str, Any]], fractions: Sequence[float], seed: int) -> list[np.ndarray]:
+    """Row positions of train, validation and test (seeded; stratified by label for classification).
+
+    What `encode_dataset` splits by, so a vocabulary can be built from the training rows first.
+    """
+    from livetrain.data.tabular import split_indices
+
+    task = TASK_OF[kind]
+    if len(rows) < 3:
+        raise ValidationError(f"{len(rows)} sample(s) cannot be split into training, validation and test parts; "
+                              "send at least 3", code="too_few_samples", detail={"rows": len(rows)})
+    if task == "classification":
+        return list(split_indices(parse_labels(kind, rows)[1], "classification", fractions, seed))
+    if task == "regression":
+        return list(split_indices(parse_targets(rows), "regression", fractions, seed))
+    return list(split_indices(np.zeros(len(rows)), "sequence", fractions, seed))
+
+
 def encode_dataset(kind: str, rows: list[dict[str, Any]], vocab: Vocab, *, max_len: int,
                    fractions: Sequence[float], seed: int) -> Encoded:
     """Check, split (seeded; stratified for classification) and encode the samples of a text dataset."""
@@ -456,7 +479,7 @@ def encode_dataset(kind: str, rows: list[dict[str, Any]], vocab: Vocab, *, max_l
 
     task = TASK_OF[kind]
     n = len(rows)
-    plain_text = kind == "generation" and all(not (r.get("input") or "").strip() for r in rows)
+    plain_text = is_plain_text(kind, rows)
     if n < 3 and not plain_text:
         raise ValidationError(f"{n} sample(s) cannot be split into training, validation and test parts; "
                               "send at least 3", code="too_few_samples", detail={"rows": n})
@@ -467,12 +490,8 @@ def encode_dataset(kind: str, rows: list[dict[str, Any]], vocab: Vocab, *, max_l
     # --- targets, and the split they decide --------------------------------------------------
     if task == "classification":
         classes, labels = parse_labels(kind, rows)
-        split_key: Any = labels
     elif task == "regression":
         values = parse_targets(rows)
-        split_key = values
-    else:
-        split_key = np.zeros(n)
     # --- token ids: one example per row, or a plain text's windows --------------------------------
     per_row: list[list[tuple[list[int], Any, str]]] = []  # per row: (x, y, reference text) examples
     row_truncated: list[bool] = []
@@ -525,8 +544,7 @@ def encode_dataset(kind: str, rows: list[dict[str, Any]], vocab: Vocab, *, max_l
                 rows_split[owner[p]] = name  # a row cut into windows in several splits shows the last
     else:
         examples = [group[0] for group in per_row]
-        parts = split_indices(split_key, "classification" if task == "classification" else "regression",
-                              fractions, seed)
+        parts = row_split(kind, rows, fractions, seed)
         rows_split = [""] * n
         for name, positions in zip(("train", "val", "test"), parts):
             for p in positions:

@@ -136,8 +136,15 @@ class Engine:
 
     def evaluate(self, split: str | None = None) -> tuple[float, int | None, float | None, dict[str, float]]:
         """(loss, correct, accuracy, extra metrics) on `split`, by default `eval_split`."""
-        X, y = self.split(split or self.eval_split)
-        return self.score(self.outputs(X), y)
+        name = split or self.eval_split
+        X, y = self.split(name)
+        outputs = self.outputs(X)
+        loss, correct, accuracy, extra = self.score(outputs, y)
+        if self.data.info.meta.get("text"):  # a text dataset adds its own metrics (training/text_metrics.py)
+            from livetrain.training.text_metrics import epoch_scores
+
+            extra = {**extra, **epoch_scores(self, name, X, y, outputs)}
+        return loss, correct, accuracy, extra
 
     def score(self, outputs: np.ndarray, y: np.ndarray) -> tuple[float, int | None, float | None, dict[str, float]]:
         """(loss, correct, accuracy, extra metrics) of outputs against targets; r2 for regression.
