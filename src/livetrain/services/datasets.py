@@ -263,6 +263,9 @@ class DatasetService:
             out.update(schema=meta.get("schema"), feature_names=meta.get("feature_names"),
                        class_balance=summary.get("class_balance"), missing=summary.get("missing"),
                        preview=summary.get("preview"), n_rows=summary.get("n_rows"))
+            if meta.get("text"):  # what encoding found: samples cut at max_len, token counts, share of <unk>
+                out.update(truncated=summary.get("truncated"), token_counts=summary.get("tokens"),
+                           unknown_share=summary.get("unknown_share"))
         out["splits"] = {"train": dataset.n_train, "val": dataset.n_val, "test": dataset.n_test}
         return out
 
