@@ -125,8 +125,11 @@ class TextDatasetService:
         own_vocabulary = None
         try:
             if options["vocabulary_id"] is None:
-                parts = run_blocking(text.row_split, kind, rows, options["fractions"], options["seed"])
-                training = rows if text.is_plain_text(kind, rows) else [rows[i] for i in parts[0]]
+                if text.is_plain_text(kind, rows):  # an LM over the texts: its windows are split later
+                    training = rows
+                else:
+                    parts = run_blocking(text.row_split, kind, rows, options["fractions"], options["seed"])
+                    training = [rows[i] for i in parts[0]]
                 texts = [t for row in training for t in text.source_texts(kind, row)]
                 name = f"{(options['name'] or dataset_id)[:80]} vocabulary"
                 own_vocabulary = self.vocabularies.create({"name": name, "level": options["level"]},
