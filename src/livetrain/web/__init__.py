@@ -104,6 +104,7 @@ def page_error(error: LivetrainError):
 
 
 from livetrain.web import dashboard, datasets, experiments, models, networks, runs  # noqa: E402,F401  (views register)
+from livetrain.web import vocabularies  # noqa: E402,F401  (views register)
 from livetrain.web.login import auth_bp  # noqa: E402
 
 __all__ = ["auth_bp", "bp"]
