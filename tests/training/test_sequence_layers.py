@@ -275,7 +275,7 @@ def train_on_tokens(layers, epochs, **train_body):
 def test_an_lstm_classifier_learns_whether_a_token_appears():
     plain_embed = {"type": "Embedding", "num_embeddings": VOCAB, "embedding_dim": 16}  # padding_idx from the data
     rec, _ = train_on_tokens([plain_embed, {"type": "LSTM", "hidden_size": 32},
-                              {"type": "Linear", "out_features": 2}], epochs=8)
+                              {"type": "Linear", "out_features": 2}], epochs=4)
     accuracies = [r.accuracy for r in rec.epochs]
     assert accuracies[-1] > 0.85, accuracies  # chance is about 0.5
     assert rec.epochs[-1].train_loss < rec.epochs[0].train_loss
@@ -285,7 +285,7 @@ def test_a_transformer_classifier_learns_whether_a_token_appears():
     rec, model = train_on_tokens([EMBED, {"type": "PositionalEncoding"},
                                   {"type": "TransformerEncoderLayer", "num_heads": 4, "dim_feedforward": 32},
                                   {"type": "SequencePool", "mode": "max"}, {"type": "Linear", "out_features": 2}],
-                                 epochs=6)
+                                 epochs=4)
     accuracies = [r.accuracy for r in rec.epochs]
     assert accuracies[-1] > 0.85, accuracies
     # the checkpoint holds what the worker saves and a fresh build loads it
