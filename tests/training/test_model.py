@@ -116,7 +116,8 @@ def test_input_shape_flattens_images_for_dense_nets_only():
 @pytest.mark.parametrize("spec, dataset, layer, problem", [
     (layers({"type": "Conv2d", "out_channels": 4, "kernel_size": 3}, {"type": "Linear", "out_features": 10}),
      DIGITS, 1,
-     r"layers\[1\] \(Linear\) expects flat \(add a Flatten layer before it\) input but receives shape \[4, 6, 6\]"),
+     r"layers\[1\] \(Linear\) expects flat \(add a Flatten layer before it\) or a sequence \(length x features\) "
+     r"input but receives shape \[4, 6, 6\]"),
     (layers({"type": "Conv2d", "out_channels": 4, "kernel_size": 9}, {"type": "Flatten"},
             {"type": "Linear", "out_features": 10}),
      DIGITS, 0, r"layers\[0\] \(Conv2d\) cannot take input of shape \[1, 8, 8\]"),
@@ -221,10 +222,11 @@ def test_embedding_state_dict_is_torchs():
     assert model.state_dict()["0.weight"].shape == (10, 8)
 
 
-def test_embedding_output_needs_a_flatten_before_linear():
+def test_embedding_output_needs_a_flatten_or_a_pool_before_the_output():
+    # a Linear acts per position on a sequence, so without a Flatten the output is still one per digit
     spec = layers({"type": "Embedding", "num_embeddings": 10, "embedding_dim": 8},
                   {"type": "Linear", "out_features": 1}, loss="mse")
-    with pytest.raises(ValidationError, match=r"layers\[1\] \(Linear\) expects flat .* receives shape \[4, 8\]"):
+    with pytest.raises(ValidationError, match=r"the last layer must give 1 output\(s\) .* it gives \[4, 1\]"):
         build(spec, SEMIPRIMES)
 
 

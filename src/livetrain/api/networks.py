@@ -10,6 +10,7 @@ from livetrain.api.schemas import ExamplesQuery, NetworkIn, NetworkPredictIn, Tr
 from livetrain.auth import requires
 from livetrain.services.common import whole_number
 from livetrain.store import Network
+from livetrain.training.spec import memory_estimate
 
 bp = APIBlueprint("networks", __name__, url_prefix="/api/networks", tag="Networks")
 
@@ -30,6 +31,9 @@ def network_summary(network: Network) -> dict:
         "kind": network.kind,
         "dataset_id": network.dataset_id,
         "parameter_count": network.parameter_count,
+        "parameters": network.parameter_count,
+        "memory": memory_estimate(network.parameter_count, network.spec.get("optimizer", "sgd"),
+                                  network.spec.get("momentum", 0.0)),
         "current_version": network.current_version,
         "created_at": network.created_at,
         "updated_at": network.updated_at,

@@ -64,6 +64,8 @@ class NetworkIn(Loose):
                                 metadata={"description": "Nielsen network widths, e.g. [784, 30, 10]"})
     layers = optional_list(fields.Dict(), validate=Length(min=1, max=200),
                            metadata={"description": "Layer specs, e.g. [{'type': 'Linear', 'out_features': 10}]"})
+    heads = optional_list(fields.Dict(), validate=Length(min=1, max=16), metadata={
+        "description": "Named outputs, e.g. [{'name': 'p', 'task': 'regression', 'target': 0}]; see docs/api.md"})
     name = fields.String(load_default=None)
     dataset_id = fields.String(load_default=None, metadata={"description": "default: mnist if present, else digits"})
     dataset = fields.String(load_default=None, metadata={"description": "alias of dataset_id"})

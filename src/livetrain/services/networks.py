@@ -15,7 +15,7 @@ from livetrain.concurrency import run_blocking
 from livetrain.errors import NotFound, ValidationError
 from livetrain.services.common import LruCache, numeric_rows, raw_rows
 from livetrain.store import Network, NetworkVersion
-from livetrain.training.spec import NetworkSpec, parse_network_spec
+from livetrain.training.spec import NetworkSpec, apply_dataset_defaults, parse_network_spec
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.-]{0,99}$")
 MODEL_CACHE_SIZE = 8
@@ -88,7 +88,8 @@ class NetworkService:
             else:
                 body["layer_sizes"] = ([784, 30, 10] if dataset.id == "mnist"
                                        else [dataset.n_features, 30, max(dataset.n_classes, 1)])
-        spec = parse_network_spec(body)
+        spec = apply_dataset_defaults(parse_network_spec(body),
+                                      text=bool(dataset.meta.get("text")) or dataset.task == "sequence")
         name = check_name(body["name"]) if body.get("name") is not None else None
 
         def build():

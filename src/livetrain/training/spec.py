@@ -7,6 +7,7 @@ as plain dicts to worker processes, where `NetworkSpec.from_dict` rebuilds them.
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,7 +17,10 @@ LOSSES = ("cross_entropy", "mse")
 OPTIMIZERS = ("sgd", "adam", "adamw")
 INITS = ("scaled", "standard")
 
-# type -> {parameter: (kind, required, default)}
+_RECURRENT = {"hidden_size": ("int", True, None), "num_layers": ("int", False, 1),
+              "bidirectional": ("bool", False, False), "dropout": ("float", False, 0.0),
+              "pooling": ("choice", False, "last")}
+# type -> {parameter: (kind, required, default)}; kind is "int", "float", "bool" or "choice" (see CHOICES)
 LAYER_PARAMS: dict[str, dict[str, tuple[str, bool, Any]]] = {
     "Linear": {"out_features": ("int", True, None), "in_features": ("int", False, None), "bias": ("bool", False, True)},
     "Conv2d": {"out_channels": ("int", True, None), "kernel_size": ("int", True, None),
@@ -31,9 +35,24 @@ LAYER_PARAMS: dict[str, dict[str, tuple[str, bool, Any]]] = {
     "GELU": {},
     "Sigmoid": {},
     "Tanh": {},
-    "Embedding": {"num_embeddings": ("int", True, None), "embedding_dim": ("int", True, None)},
+    "Embedding": {"num_embeddings": ("int", True, None), "embedding_dim": ("int", True, None),
+                  "padding_idx": ("int", False, None)},
+    # sequence layers: a sequence is laid out per example as (length T, features F)
+    "PositionalEncoding": {"kind": ("choice", False, "sinusoidal"), "max_len": ("int", False, 512)},
+    "LSTM": _RECURRENT,
+    "GRU": _RECURRENT,
+    "Conv1d": {"out_channels": ("int", True, None), "kernel_size": ("int", True, None),
+               "stride": ("int", False, 1), "padding": ("int", False, 0), "in_channels": ("int", False, None)},
+    "LayerNorm": {},
+    "MultiheadAttention": {"num_heads": ("int", True, None), "dropout": ("float", False, 0.0),
+                           "causal": ("bool", False, False)},
+    "TransformerEncoderLayer": {"num_heads": ("int", True, None), "dim_feedforward": ("int", False, None),
+                                "dropout": ("float", False, 0.1), "causal": ("bool", False, False)},
+    "SequencePool": {"mode": ("choice", False, "mean")},
 }
 IMAGE_LAYERS = {"Conv2d", "MaxPool2d", "BatchNorm2d"}
+# layers that read the padding mask the Embedding derives from the token ids
+MASKED_LAYERS = {"LSTM", "GRU", "Conv1d", "MultiheadAttention", "TransformerEncoderLayer", "SequencePool"}
 MAX_LAYERS = 200
 MAX_WIDTH = 1_000_000
 # (type, parameter) -> (low, high) where a whole-number parameter's range is not [1, MAX_WIDTH]
@@ -41,7 +60,27 @@ INT_RANGES: dict[tuple[str, str], tuple[int, int]] = {
     ("Conv2d", "padding"): (0, MAX_WIDTH),
     ("Embedding", "num_embeddings"): (2, 100_000),
     ("Embedding", "embedding_dim"): (1, 1024),
+    ("Embedding", "padding_idx"): (0, 99_999),
+    ("PositionalEncoding", "max_len"): (1, 100_000),
+    ("LSTM", "hidden_size"): (1, 4096),
+    ("LSTM", "num_layers"): (1, 16),
+    ("GRU", "hidden_size"): (1, 4096),
+    ("GRU", "num_layers"): (1, 16),
+    ("Conv1d", "kernel_size"): (1, 1024),
+    ("Conv1d", "padding"): (0, 1024),
+    ("MultiheadAttention", "num_heads"): (1, 64),
+    ("TransformerEncoderLayer", "num_heads"): (1, 64),
+    ("TransformerEncoderLayer", "dim_feedforward"): (1, 65_536),
 }
+# (type, parameter) -> the values a "choice" parameter takes
+CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
+    ("PositionalEncoding", "kind"): ("sinusoidal", "learned"),
+    ("LSTM", "pooling"): ("last", "mean", "max", "none"),
+    ("GRU", "pooling"): ("last", "mean", "max", "none"),
+    ("SequencePool", "mode"): ("mean", "max", "last", "first"),
+}
+# float parameters that are probabilities: in [0, 1), like Dropout's p
+PROBABILITIES = {"p", "dropout"}
 
 
 @dataclass
@@ -58,6 +97,7 @@ class NetworkSpec:
     weight_decay: float = 0.0
     init: str = "scaled"
     seed: int = 0
+    heads: list[dict[str, Any]] | None = None  # named outputs with their own loss; None: the last layer is the output
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON form (what is stored and sent to workers)."""
@@ -150,8 +190,20 @@ def parse_layer(index: int, raw: Any) -> dict[str, Any]:
         except ValidationError as exc:
             exc.detail = {"layer": index, "field": label}  # both, like every other layer error
             raise
-    if kind == "Dropout" and out["p"] >= 1.0:
-        raise ValidationError(f"{where} (Dropout): p must be below 1", detail={"layer": index, "field": f"{where}.p"})
+    for name in PROBABILITIES & set(out):
+        if out[name] >= 1.0:
+            raise ValidationError(f"{where} ({kind}): {name} must be below 1",
+                                  detail={"layer": index, "field": f"{where}.{name}"})
+    if kind == "Embedding" and out.get("padding_idx") is not None and out["padding_idx"] >= out["num_embeddings"]:
+        raise ValidationError(
+            f"{where} (Embedding): padding_idx {out['padding_idx']} must be below num_embeddings "
+            f"({out['num_embeddings']})", detail={"layer": index, "field": f"{where}.padding_idx"})
+    if kind in ("LSTM", "GRU") and out["dropout"] > 0 and out["num_layers"] == 1:
+        # torch applies it only between stacked layers: with one layer it would silently do nothing
+        raise ValidationError(
+            f"{where} ({kind}): dropout acts between stacked layers, so it needs num_layers of 2 or more; "
+            "with one layer add a Dropout layer after it instead",
+            detail={"layer": index, "field": f"{where}.dropout"})
     return out
 
 
@@ -161,7 +213,9 @@ def _layer_value(ptype: str, kind: str, name: str, value: Any, label: str) -> An
         low, high = INT_RANGES.get((kind, name), (1, MAX_WIDTH))
         return _number(value, label, kind=int, low=low, high=high)
     if ptype == "float":
-        return _number(value, label, kind=float, low=0.0, high=1.0 if name == "p" else 100.0)
+        return _number(value, label, kind=float, low=0.0, high=1.0 if name in PROBABILITIES else 100.0)
+    if ptype == "choice":
+        return _choice(value, label, CHOICES[(kind, name)])
     if not isinstance(value, bool):
         raise ValidationError(f"{label} must be true or false", detail={"field": label})
     return value
@@ -177,6 +231,103 @@ def check_layer_order(layers: list[dict[str, Any]]) -> None:
                 detail={"layer": index, "field": f"layers[{index}].type"})
 
 
+HEAD_TASKS = ("classification", "binary", "regression", "sequence")
+HEAD_LOSSES = ("cross_entropy", "bce_with_logits", "mse", "huber")
+# task -> the losses that fit it, the first being the default
+LOSSES_FOR_TASK: dict[str, tuple[str, ...]] = {
+    "classification": ("cross_entropy",),
+    "binary": ("bce_with_logits",),
+    "regression": ("mse", "huber"),
+    "sequence": ("cross_entropy",),
+}
+HEAD_PARAMS = {"name", "attach", "task", "loss", "weight", "target", "out_features"}
+MAX_HEADS = 16
+HEAD_NAME = re.compile(r"^[A-Za-z0-9_-]{1,40}$")  # no dots: metrics are reported as head.<name>.<metric>
+
+
+def parse_head(index: int, raw: Any, n_layers: int) -> dict[str, Any]:
+    """Validate one head spec; errors name the head (`heads[i]`) and its field."""
+    where = f"heads[{index}]"
+
+    def bad(message: str, name: str | None = None) -> ValidationError:
+        return ValidationError(f"{where}: {message}", detail={"head": index, "field": f"{where}.{name}" if name
+                                                              else where})
+
+    if not isinstance(raw, dict):
+        raise bad("must be an object with a 'name' and a 'task'")
+    unknown = set(raw) - HEAD_PARAMS
+    if unknown:
+        raise bad(f"unknown parameter(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(HEAD_PARAMS))}")
+    name = raw.get("name")
+    if not isinstance(name, str) or not HEAD_NAME.match(name):
+        raise bad("name must be 1-40 letters, digits, '_' or '-'", "name")
+    if raw.get("task") is None:
+        raise bad(f"'task' is required: one of {', '.join(HEAD_TASKS)}", "task")
+    out: dict[str, Any] = {"name": name}
+    try:
+        out["task"] = _choice(raw["task"], f"{where}.task", HEAD_TASKS)
+        attach = raw.get("attach", n_layers - 1)
+        out["attach"] = _number(attach, f"{where}.attach", kind=int, low=0, high=n_layers - 1)
+        fitting = LOSSES_FOR_TASK[out["task"]]
+        out["loss"] = _choice(raw.get("loss", fitting[0]), f"{where}.loss", HEAD_LOSSES)
+        out["weight"] = _number(raw.get("weight", 1.0), f"{where}.weight", kind=float, low=0.0, high=1000.0,
+                                low_open=True)
+        out["target"] = _number(raw.get("target", 0), f"{where}.target", kind=int, low=0, high=MAX_WIDTH)
+        if raw.get("out_features") is not None:
+            out["out_features"] = _number(raw["out_features"], f"{where}.out_features", kind=int, low=1,
+                                          high=MAX_WIDTH)
+    except ValidationError as exc:
+        exc.detail = {"head": index, "field": exc.detail.get("field")}
+        raise
+    if out["loss"] not in fitting:
+        raise bad(f"loss {out['loss']!r} does not fit a {out['task']} head; use "
+                  f"{' or '.join(repr(loss) for loss in fitting)}", "loss")
+    return out
+
+
+def parse_heads(raw: Any, n_layers: int) -> list[dict[str, Any]] | None:
+    """Validate a network's heads: a list of unique names, each attached to one of its layers."""
+    if raw is None:
+        return None
+    if not isinstance(raw, list) or not raw:
+        raise ValidationError("heads must be a non-empty list of head specs", detail={"field": "heads"})
+    if len(raw) > MAX_HEADS:
+        raise ValidationError(f"at most {MAX_HEADS} heads", detail={"field": "heads"})
+    heads = [parse_head(i, h, n_layers) for i, h in enumerate(raw)]
+    seen: dict[str, int] = {}
+    for index, head in enumerate(heads):
+        if head["name"] in seen:
+            raise ValidationError(f"heads[{index}]: the name {head['name']!r} is already used by "
+                                  f"heads[{seen[head['name']]}]; head names must be unique",
+                                  detail={"head": index, "field": f"heads[{index}].name"})
+        seen[head["name"]] = index
+    return heads
+
+
+def apply_dataset_defaults(spec: NetworkSpec, *, text: bool) -> NetworkSpec:
+    """Fill what depends on the dataset: on text, a first Embedding pads with token id 0 unless told otherwise."""
+    layers = spec.layers or []
+    if text and layers and layers[0]["type"] == "Embedding" and "padding_idx" not in layers[0]:
+        layers[0]["padding_idx"] = 0
+    return spec
+
+
+BYTES_PER_VALUE = 4  # float32 everywhere
+
+
+def memory_estimate(parameter_count: int, optimizer: str, momentum: float = 0.0) -> dict[str, int]:
+    """Bytes a network takes while training: its parameters, their gradients and the optimizer's state.
+
+    Adam and AdamW keep two values per parameter (the moment estimates), SGD with momentum one
+    (the velocity), plain SGD none. Activations depend on the batch and are not counted.
+    """
+    per_parameter = {"adam": 2, "adamw": 2}.get(optimizer, 1 if momentum > 0 else 0)
+    parameters = parameter_count * BYTES_PER_VALUE
+    state = parameters * per_parameter
+    return {"parameters": parameters, "gradients": parameters, "optimizer_state": state,
+            "total": 2 * parameters + state}
+
+
 def parse_network_spec(body: dict[str, Any]) -> NetworkSpec:
     """A `NetworkSpec` from a create-network request body (already type-checked loosely)."""
     layers = body.get("layers")
@@ -190,6 +341,7 @@ def parse_network_spec(body: dict[str, Any]) -> NetworkSpec:
             raise ValidationError(f"at most {MAX_LAYERS} layers")
         parsed = [parse_layer(i, raw) for i, raw in enumerate(layers)]
         check_layer_order(parsed)
+        heads = parse_heads(body.get("heads"), len(parsed))
         optimizer = _choice(body.get("optimizer", "adam"), "optimizer", OPTIMIZERS)
         default_lr = 0.01 if optimizer == "sgd" else 0.001
         return NetworkSpec(
@@ -203,7 +355,10 @@ def parse_network_spec(body: dict[str, Any]) -> NetworkSpec:
                              kind=float, low=0.0, high=0.999),
             weight_decay=_number(body.get("weight_decay", 0.0), "weight_decay", kind=float, low=0.0, high=1.0),
             seed=seed,
+            heads=heads,
         )
+    if body.get("heads") is not None:
+        raise ValidationError("heads need a network built from layers, not layer_sizes", detail={"field": "heads"})
     sizes = body.get("layer_sizes")
     if not isinstance(sizes, list) or len(sizes) < 2:
         raise ValidationError("layer_sizes must be a list of at least two layer widths, e.g. [784, 30, 10]",

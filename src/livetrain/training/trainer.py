@@ -27,6 +27,7 @@ from torch import nn
 
 from livetrain.data.sources import DatasetArrays
 from livetrain.training.device import CPU, to_cpu
+from livetrain.training.heads import HeadsLoss, SequenceLoss, r2_score, score_heads
 from livetrain.training.model import check_embedding_inputs, input_shape_for
 from livetrain.training.spec import HyperParams, NetworkSpec
 
@@ -156,12 +157,7 @@ class Engine:
         if self.classification:
             correct = int((outputs.argmax(axis=1) == y).sum())
             return loss, correct, correct / len(y), {}
-        pred = outputs.reshape(len(y), -1).astype(np.float64)
-        target = np.asarray(y, dtype=np.float64).reshape(len(y), -1)
-        ss_res = ((pred - target) ** 2).sum(axis=0)
-        ss_tot = ((target - target.mean(axis=0)) ** 2).sum(axis=0)
-        ss_tot[ss_tot == 0] = 1.0  # a constant target: r2 is then 1 - its squared error
-        return loss, None, None, {"r2": float(np.mean(1.0 - ss_res / ss_tot))}
+        return loss, None, None, {"r2": r2_score(outputs, y)}
 
 
 class NielsenEngine(Engine):
@@ -252,12 +248,24 @@ class TorchEngine(Engine):
             self.optimizer = torch.optim.AdamW(params, lr=hp.learning_rate, weight_decay=hp.weight_decay, foreach=True)
         if optimizer_state:  # saved on any device: load_state_dict moves it to the parameters'
             self.optimizer.load_state_dict(optimizer_state)
-        if spec.loss == "cross_entropy":
-            self.criterion = nn.CrossEntropyLoss()
-        else:
-            self.criterion = nn.MSELoss()
+        self.criterion = self._criterion()
+
+    @property
+    def scored_by_heads(self) -> bool:
+        """True when the loss and metrics come from heads (named ones, or a language model's implicit one)."""
+        return bool(self.spec.heads) or self.data.info.task == "sequence"
+
+    def _criterion(self) -> nn.Module:
+        """The training loss: the heads' weighted sum, per-token cross-entropy, or the spec's loss."""
+        if self.spec.heads:
+            return HeadsLoss(self.spec.heads)
+        if self.data.info.task == "sequence":
+            return SequenceLoss()
+        return nn.CrossEntropyLoss() if self.spec.loss == "cross_entropy" else nn.MSELoss()
 
     def _target(self, y: torch.Tensor) -> torch.Tensor:
+        if self.scored_by_heads:  # each head takes its own column and dtype from the targets as they are
+            return y
         if self.spec.loss == "cross_entropy":
             return y
         if self.classification:
@@ -291,6 +299,15 @@ class TorchEngine(Engine):
         out = torch.cat([self.model(tensor[k:k + 2048].to(self.device)) for k in range(0, len(tensor), 2048)])
         self.model.train()
         return out.cpu().numpy()
+
+    def evaluate(self, split: str | None = None) -> tuple[float, int | None, float | None, dict[str, float]]:
+        if not self.scored_by_heads:
+            return super().evaluate(split)
+        X, y = self.split(split or self.eval_split)
+        info = self.data.info
+        per_row = math.prod(self.shape) * max(1, info.n_classes) if info.task == "sequence" else 1
+        return score_heads(self.model, self.spec.heads, info.task, X, y, shape=self.shape, device=self.device,
+                           values_per_row=per_row)
 
     @torch.no_grad()
     def loss(self, outputs: np.ndarray, y: np.ndarray) -> float:
