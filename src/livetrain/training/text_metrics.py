@@ -28,6 +28,7 @@ from livetrain.data.text import EOS_ID, IGNORE, PAD_ID, Vocab, vocab_from_array
 MAX_DECODED = 200  # held-out examples decoded per epoch (question answering, summarization)
 MAX_NEW_TOKENS = 128  # tokens a decoded answer or summary may have beyond its reference's length
 DECODE_BATCH = 64
+GENERATED_METRICS = ("exact_match", "token_f1", "rouge1", "rouge2", "rougeL")
 
 # -- classification and regression --------------------------------------------------------------
 
@@ -266,6 +267,8 @@ def epoch_scores(engine, split: str, X: np.ndarray, y: np.ndarray, outputs: np.n
         return {}
     kind = info["kind"]
     task = engine.data.info.task
+    if outputs is None and task != "sequence":  # scored by heads: the network's own output stands for it
+        outputs = engine.outputs(X)
     if task == "classification":
         return classification_scores(y, outputs.reshape(len(y), -1).argmax(axis=1), engine.data.info.n_classes)
     if task == "regression":
