@@ -23,7 +23,7 @@ from livetrain.concurrency import run_blocking
 from livetrain.data import text
 from livetrain.data.stored import dataset_dir
 from livetrain.errors import Conflict, PayloadTooLarge, ValidationError
-from livetrain.services.common import whole_number
+from livetrain.services.vocabularies import finite_whole
 from livetrain.store import Dataset
 from livetrain.store.entities import ACTIVE_STATUSES
 
@@ -74,8 +74,10 @@ class TextDatasetService:
         level = level or text.default_level(kind)
         low, high = text.MAX_LEN_RANGE
         max_len = body.get("max_len")
-        max_len = text.DEFAULT_MAX_LEN[level] if max_len in (None, "") else whole_number(
+        max_len = text.DEFAULT_MAX_LEN[level] if max_len in (None, "") else finite_whole(
             _form_number(max_len), "max_len", low, high)
+        if isinstance(body.get("seed"), float) and not math.isfinite(body["seed"]):
+            raise ValidationError("seed must be a whole number", code="bad_parameter", detail={"field": "seed"})
         description = body.get("description") or ""
         if not isinstance(description, str) or len(description) > 2000:
             raise ValidationError("description must be text of at most 2000 characters", code="bad_parameter",
@@ -351,11 +353,11 @@ class TextDatasetService:
                 0 < temperature <= 100) or temperature != temperature:
             raise ValidationError("temperature must be a number above 0 (at most 100)", code="bad_parameter",
                                   detail={"field": "temperature"})
-        max_tokens = whole_number(body.get("max_tokens", 100), "max_tokens", 1, MAX_GENERATE_TOKENS)
+        max_tokens = finite_whole(body.get("max_tokens", 100), "max_tokens", 1, MAX_GENERATE_TOKENS)
         seed = body.get("seed")
-        seed = None if seed is None else whole_number(seed, "seed", 0, 2**31 - 1)
+        seed = None if seed is None else finite_whole(seed, "seed", 0, 2**31 - 1)
         number = body.get("version")
-        number = None if number is None else whole_number(number, "version", 1, 2**31 - 1)
+        number = None if number is None else finite_whole(number, "version", 1, 2**31 - 1)
         version = self.networks.version(network, number)
         model = run_blocking(self.networks._model, network, version)
         vocab = run_blocking(self.vocab, dataset)

@@ -14,6 +14,7 @@ and are never deleted.
 
 from __future__ import annotations
 
+import math
 import time
 import uuid
 from typing import Any
@@ -44,13 +45,20 @@ def check_level(value: Any, field: str = "level") -> str:
     return value
 
 
+def finite_whole(value: Any, name: str, low: int, high: int) -> int:
+    """`whole_number`, refusing NaN and infinity (which JSON bodies can carry) with the same message."""
+    if isinstance(value, float) and not math.isfinite(value):
+        value = None
+    return whole_number(value, name, low, high)
+
+
 def _bounded(body: dict[str, Any], name: str, default: int, low: int, high: int) -> int:
     value = body.get(name)
     if value is None or value == "":
         return default
     if isinstance(value, str) and value.strip().isdigit():  # a form field
         value = int(value)
-    return whole_number(value, name, low, high)
+    return finite_whole(value, name, low, high)
 
 
 class VocabularyService:
