@@ -63,7 +63,11 @@ def resumable_run(network_id: str) -> dict[str, Any] | None:
         if run.status == RunStatus.COMPLETED.value:
             return None
         if run.checkpoint_path is not None:
-            return run.to_dict()
+            network = svc().store.get_network(network_id)
+            trained = run.repro.get("spec")
+            # a checkpoint of layers edited since no longer fits: the network trains from fresh weights
+            stale = network is not None and trained is not None and trained != network.spec
+            return None if stale else run.to_dict()
     return None
 
 
