@@ -267,25 +267,39 @@ def test_deleting_a_network_forgets_its_revisions(app, client, net):
 
 
 @needs_heads
-def test_heads_are_added_listed_reordered_and_deleted(client, socket_client):
-    network = create_network(client, dataset_id="iris", name="two heads",
-                             layers=[{"type": "Linear", "out_features": 8}, {"type": "ReLU"}],
-                             heads=[{"name": "species", "task": "classification", "loss": "cross_entropy"}])
-    url = f"/api/networks/{network['network_id']}"
+def test_heads_are_added_listed_reordered_and_deleted(client, socket_client, net):
+    url = base(net)
+    assert client.get(url + "/heads").get_json()["heads"] == []
     socket_client.get_received()
-    added = client.post(url + "/heads", json={"head": {"name": "species2", "task": "classification",
-                                                       "loss": "cross_entropy", "weight": 0.5}})
+    added = client.post(url + "/heads", json={"head": {"name": "species", "task": "classification"}})
     assert added.status_code == 201, added.get_json()
-    assert [h["name"] for h in client.get(url + "/heads").get_json()["heads"]] == ["species", "species2"]
-    assert client.post(url + "/heads", json={"head": {"name": "species"}}).status_code == 400  # taken
-    assert client.put(url + "/heads/order", json={"order": ["species2", "species"]}).status_code == 200
-    assert client.put(url + "/heads/order", json={"order": ["species2"]}).status_code == 400
-    assert [h["name"] for h in client.get(url + "/heads").get_json()["heads"]] == ["species2", "species"]
+    head = added.get_json()["heads"][0]
+    assert head["name"] == "species" and head["spec"]["attach"] == 2 and head["output_shape"] == [3]
+    second = client.post(url + "/heads", json={"head": {"name": "again", "task": "classification", "weight": 0.5,
+                                                        "attach": 1}})
+    assert second.status_code == 201, second.get_json()
+    assert [h["name"] for h in client.get(url + "/heads").get_json()["heads"]] == ["species", "again"]
+    taken = client.post(url + "/heads", json={"head": {"name": "species", "task": "classification"}})
+    assert taken.status_code == 400 and "species" in taken.get_json()["message"]
+    wrong = client.post(url + "/heads", json={"head": {"name": "size", "task": "regression", "loss": "cross_entropy"}})
+    assert wrong.status_code == 400 and "heads[2]" in wrong.get_json()["message"]
+    # a layer a head reads from moves with it, and cannot be deleted under it
+    client.post(url + "/layers", json={"layer": {"type": "Dropout", "p": 0.1}, "index": 0})
+    assert [h["spec"]["attach"] for h in client.get(url + "/heads").get_json()["heads"]] == [3, 2]
+    assert client.delete(url + "/layers/2").status_code == 400
+    assert client.put(url + "/heads/order", json={"order": ["again", "species"]}).status_code == 200
+    assert client.put(url + "/heads/order", json={"order": ["again"]}).status_code == 400
+    assert [h["name"] for h in client.get(url + "/heads").get_json()["heads"]] == ["again", "species"]
+    assert client.put(url + "/heads/again", json={"head": {"task": "classification", "weight": 2.0,
+                                                          "attach": 2}}).status_code == 200
+    assert client.get(url + "/heads").get_json()["heads"][0]["spec"]["weight"] == 2.0
     assert client.delete(url + "/heads/nope").status_code == 404
-    assert client.delete(url + "/heads/species2").status_code == 200
-    assert [h["name"] for h in client.get(url + "/heads").get_json()["heads"]] == ["species"]
-    names = [e["name"] for e in socket_client.get_received()]
-    assert names == ["head_created", "network_updated", "heads_reordered", "network_updated",
-                     "head_deleted", "network_updated"]
+    assert client.delete(url + "/heads/again").status_code == 200
+    assert client.delete(url + "/heads/species").status_code == 200
+    assert client.get(url + "/heads").get_json()["heads"] == []
+    names = [e["name"] for e in socket_client.get_received() if e["name"] != "network_updated"]
+    assert names == ["head_created", "head_created", "layer_created", "heads_reordered", "head_updated",
+                     "head_deleted", "head_deleted"]
     assert [r["change"]["op"] for r in client.get(url + "/revisions").get_json()["revisions"]] == [
-        "created", "head_created", "heads_reordered", "head_deleted"]
+        "created", "head_created", "head_created", "layer_created", "heads_reordered", "head_updated",
+        "head_deleted", "head_deleted"]

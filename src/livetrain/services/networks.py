@@ -20,7 +20,7 @@ from livetrain.store.entities import NetworkRevision
 from livetrain.training.spec import NetworkSpec, parse_network_spec
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.-]{0,99}$")
-HEAD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")
+HEAD_NAME = re.compile(r"^[A-Za-z0-9_-]{1,40}$")  # as the spec parser takes them (metrics say head.<name>)
 MODEL_CACHE_SIZE = 8
 # what a network on a factorization dataset is when the user names no layers: an embedding over the
 # digits and a regression head giving the two factors
@@ -157,8 +157,9 @@ class NetworkService:
         else:
             specs = network.spec.get("layers") or []
             head_specs = network.spec.get("heads") or []
-            head_rows = {row.get("head"): row for row in table if row.get("head")}
-            body_rows = [row for row in table if not row.get("head")]
+            # the dry run describes the body's layers, then one row per head
+            head_rows = {row.get("name"): row for row in table if row.get("type") == "Head"}
+            body_rows = [row for row in table if row.get("type") != "Head"]
             layers = []
             for i, layer in enumerate(specs):
                 row = body_rows[i] if len(body_rows) == len(specs) else {}
@@ -247,11 +248,14 @@ class NetworkService:
             raise ValidationError("layer must be an object with a 'type', e.g. {'type': 'ReLU'}",
                                   detail={"field": "layer", "layer": index})
         origin: list[int | None] = list(range(len(layers)))
+        last = len(layers) - 1
         layers.insert(index, layer)
         origin.insert(index, None)
-        for head in heads:  # a head stays on the layer it read from, wherever that layer now is
+        for head in heads:  # a head stays on the layer it read from, wherever that layer now is...
             if isinstance(head.get("attach"), int) and head["attach"] >= index:
                 head["attach"] += 1
+            elif index == last + 1 and head.get("attach") == last:
+                head["attach"] = index  # ...except that a head on the body's output reads the appended layer
         return self._commit(network, revision, layers, heads, origin, who,
                             {"op": "layer_created", "index": index}, lambda spec: {"layer": spec["layers"][index]})
 
@@ -283,7 +287,7 @@ class NetworkService:
             if head.get("attach") == index:
                 raise ValidationError(f"layers[{index}] ({layers[index]['type']}) feeds head {head.get('name')!r}: "
                                       "attach the head elsewhere or delete it first",
-                                      detail={"layer": index, "current_index": index, "head": head.get("name")})
+                                      detail={"layer": index, "current_index": index, "head_name": head.get("name")})
             if isinstance(head.get("attach"), int) and head["attach"] > index:
                 head["attach"] -= 1
         removed = layers.pop(index)
@@ -306,14 +310,14 @@ class NetworkService:
     def _check_head(self, head: Any, heads: list[dict[str, Any]], *, index: int) -> dict[str, Any]:
         if not isinstance(head, dict):
             raise ValidationError("head must be an object with a 'name', e.g. {'name': 'label', 'task': "
-                                  "'classification'}", detail={"field": "head", "head_index": index})
+                                  "'classification'}", detail={"field": "head", "head": index})
         name = head.get("name")
         if not isinstance(name, str) or not HEAD_NAME.match(name):
-            raise ValidationError("a head's name is 1-64 letters, digits, '_', '.' or '-', starting with a letter "
-                                  "or '_'", detail={"field": "head.name", "head_index": index})
+            raise ValidationError("a head's name is 1-40 letters, digits, '_' or '-'",
+                                  detail={"field": "head.name", "head": index})
         if any(other.get("name") == name for other in heads):
-            raise ValidationError(f"the network already has a head named {name!r}",
-                                  detail={"field": "head.name", "head": name, "head_index": index})
+            raise ValidationError(f"the network already has a head named {name!r}; head names are unique",
+                                  detail={"field": "head.name", "head": index})
         return dict(head)
 
     def add_head(self, network_id: str, head: Any, index: Any = None, *, who: str | None = None,
@@ -340,11 +344,10 @@ class NetworkService:
         index = self._head_position(heads, name, network.id)
         if not isinstance(head, dict):
             raise ValidationError("head must be an object of the head's settings",
-                                  detail={"field": "head", "head": name, "head_index": index})
+                                  detail={"field": "head", "head": index})
         if head.get("name", name) != name:
             raise ValidationError(f"a head keeps its name: delete head {name!r} and add one named "
-                                  f"{head.get('name')!r} instead", detail={"field": "head.name", "head": name,
-                                                                           "head_index": index})
+                                  f"{head.get('name')!r} instead", detail={"field": "head.name", "head": index})
         previous = heads[index]
         heads[index] = {**head, "name": name}
         return self._commit(network, revision, layers, heads, list(range(len(layers))), who,
