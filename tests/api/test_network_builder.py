@@ -50,7 +50,8 @@ def test_insert_defaults_to_just_before_the_output_layer(client, net):
     body = response.get_json()
     assert [row["type"] for row in body["layers"]] == ["Linear", "ReLU", "Dropout", "Linear"]
     assert body["revision"] == 2
-    assert body["change"] == {"op": "layer_created", "index": 2, "layer": {"type": "Dropout", "p": 0.2}}
+    assert body["change"] == {"op": "layer_created", "index": 2, "layer": {"type": "Dropout", "p": 0.2},
+                              "summary": "added layers[2] (Dropout)"}
     assert spec_of(client, net)["layers"][2] == {"type": "Dropout", "p": 0.2}
 
 
@@ -77,7 +78,8 @@ def test_delete_a_layer(client, net):
     response = client.delete(base(net) + "/layers/1")
     assert response.status_code == 200, response.get_json()
     assert types(client, net) == ["Linear", "Linear"]
-    assert response.get_json()["change"] == {"op": "layer_deleted", "index": 1, "layer": {"type": "ReLU"}}
+    assert response.get_json()["change"] == {"op": "layer_deleted", "index": 1, "layer": {"type": "ReLU"},
+                                             "summary": "removed layers[1] (ReLU)"}
 
 
 def test_reorder(client, net):
@@ -85,7 +87,8 @@ def test_reorder(client, net):
     response = client.put(base(net) + "/layers/order", json={"order": [0, 2, 1, 3]})
     assert response.status_code == 200, response.get_json()
     assert types(client, net) == ["Linear", "Dropout", "ReLU", "Linear"]
-    assert response.get_json()["change"] == {"op": "layers_reordered", "order": [0, 2, 1, 3]}
+    assert response.get_json()["change"] == {"op": "layers_reordered", "order": [0, 2, 1, 3],
+                                             "summary": "reordered the layers: 0, 2, 1, 3"}
 
 
 @pytest.mark.parametrize("method, path, body", [
@@ -156,8 +159,9 @@ def test_a_refusal_says_which_current_row_it_is_about(client, net):
 
 def test_revisions_record_every_accepted_change(client, net):
     assert client.get(base(net) + "/revisions").get_json()["revisions"] == [{
-        "network_id": net["network_id"], "revision": 1, "spec": net["spec"], "change": {"op": "created"},
-        "author": None, "created_at": client.get(base(net)).get_json()["created_at"]}]
+        "network_id": net["network_id"], "revision": 1, "spec": net["spec"],
+        "change": {"op": "created", "summary": "created"}, "author": None,
+        "created_at": client.get(base(net)).get_json()["created_at"]}]
     client.post(base(net) + "/layers", json={"layer": {"type": "Dropout"}})
     client.put(base(net) + "/layers/order", json={"order": [0, 1, 2, 3]})
     client.put(base(net) + "/layers/2", json={"layer": {"p": 0.3}})

@@ -41,6 +41,23 @@ def check_name(name: Any, what: str = "name") -> str:
     return name
 
 
+def change_summary(change: dict[str, Any], before: dict[str, Any], after: dict[str, Any]) -> str:
+    """One line saying what a revision changed, for people: "added layers[2] (Dropout)"."""
+    op = change["op"]
+    index = change.get("index")
+    if op == "layers_reordered":
+        return f"reordered the layers: {', '.join(str(i) for i in change['order'])}"
+    if op == "heads_reordered":
+        return f"reordered the heads: {', '.join(change['order'])}"
+    if op.startswith("layer_"):
+        layers = (before if op == "layer_deleted" else after).get("layers") or []
+        kind = layers[index]["type"] if 0 <= index < len(layers) else "?"
+        verb = {"layer_created": "added", "layer_updated": "changed", "layer_deleted": "removed"}[op]
+        return f"{verb} layers[{index}] ({kind})"
+    verb = {"head_created": "added", "head_updated": "changed", "head_deleted": "removed"}.get(op, op)
+    return f"{verb} head {change.get('name')!r}"
+
+
 class NetworkService:
     """Everything about networks that is not a run."""
 
@@ -140,8 +157,9 @@ class NetworkService:
     @staticmethod
     def _first_revision(network: Network) -> NetworkRevision:
         # a network never edited records no revision: its spec is still the one it was created with
-        return NetworkRevision(network_id=network.id, revision=1, spec=network.spec, change={"op": "created"},
-                               author=None, created_at=network.created_at)
+        return NetworkRevision(network_id=network.id, revision=1, spec=network.spec,
+                               change={"op": "created", "summary": "created"}, author=None,
+                               created_at=network.created_at)
 
     def structure(self, network_id: str) -> dict[str, Any]:
         """The layers and heads in order, each with its spec, output shape and parameter count."""
@@ -422,6 +440,7 @@ class NetworkService:
         new_spec, count, table = self._validated(network, layers, heads, origin, focus)
         number = revision + 1
         change = {**change, **fields_of(new_spec)}
+        change["summary"] = change_summary(change, network.spec, new_spec)
         base = self.store.latest_network_revision(network.id)
         records = [] if base else [self._first_revision(network)]
         records.append(NetworkRevision(network_id=network.id, revision=number, spec=new_spec, change=change,
