@@ -307,3 +307,24 @@ def test_heads_are_added_listed_reordered_and_deleted(client, socket_client, net
     assert [r["change"]["op"] for r in client.get(url + "/revisions").get_json()["revisions"]] == [
         "created", "head_created", "head_created", "layer_created", "heads_reordered", "head_updated",
         "head_deleted", "head_deleted"]
+
+
+def test_reading_needs_read_editing_needs_write_and_the_author_is_the_tokens_name(app, client, net):
+    tokens = app.extensions["livetrain"].tokens
+    _, reader = tokens.create("viewer", "read")
+    _, writer = tokens.create("alice", "write")
+    as_reader = {"Authorization": f"Bearer {reader}"}
+    as_writer = {"Authorization": f"Bearer {writer}"}
+    assert client.get(base(net) + "/layers").status_code == 401
+    assert client.get(base(net) + "/layers", headers=as_reader).status_code == 200
+    assert client.get(base(net) + "/revisions", headers=as_reader).status_code == 200
+    for method, path, body in [("post", "/layers", {"layer": {"type": "ReLU"}}), ("delete", "/layers/1", None),
+                               ("put", "/layers/order", {"order": [0, 1, 2]}),
+                               ("put", "/layers/0", {"layer": {"out_features": 4}}),
+                               ("post", "/heads", {"head": {"name": "x", "task": "classification"}}),
+                               ("delete", "/heads/x", None)]:
+        response = getattr(client, method)(base(net) + path, json=body, headers=as_reader)
+        assert response.status_code == 403, (method, path, response.get_json())
+    assert client.post(base(net) + "/layers", json={"layer": {"type": "Dropout"}}, headers=as_writer).status_code == 201
+    revisions = client.get(base(net) + "/revisions", headers=as_reader).get_json()["revisions"]
+    assert [(r["revision"], r["author"]) for r in revisions] == [(1, None), (2, "alice")]
