@@ -300,6 +300,8 @@
   // -- sending changes ---------------------------------------------------------------------------
 
   let sending = false;
+  // a change's own network_updated event may arrive before its answer: it is held until the answer is in
+  let heldUpdate = null;
 
   /** Send one change; on success show the new structure and return it, on refusal show why and return null. */
   async function send(method, url, body, where) {
@@ -320,6 +322,9 @@
       return null;
     } finally {
       sending = false;
+      const held = heldUpdate;
+      heldUpdate = null;
+      if (held) followUpdate(held);
     }
   }
 
@@ -594,13 +599,21 @@
   }
 
   const live = lt.connect([{ network_id: id }]);
+  /** Another client's change (one newer than what this page shows): redraw from the server, and say so. */
+  function followUpdate(payload) {
+    if (payload.revision <= structure.revision) return; // this page's own change, already shown
+    reload();
+    lt.notice(`Changed elsewhere${payload.author ? ` by ${payload.author}` : ""}: ` +
+      `${(payload.change && payload.change.summary) || "the layers"} (revision ${payload.revision}).`);
+  }
+
   live.on("network_updated", (payload) => {
     if (!payload || payload.network_id !== id) return;
     addRevision(payload);
-    if (payload.revision > structure.revision) {
-      reload();
-      lt.notice(`Changed elsewhere${payload.author ? ` by ${payload.author}` : ""}: ` +
-        `${(payload.change && payload.change.summary) || "the layers"} (revision ${payload.revision}).`);
+    if (sending) {
+      if (!heldUpdate || payload.revision > heldUpdate.revision) heldUpdate = payload;
+    } else {
+      followUpdate(payload);
     }
   });
   ["run_created", "training_started", "training_complete", "training_error", "training_cancelled",

@@ -40,6 +40,9 @@ def test_reorder_by_keyboard_and_by_drag_is_saved(page, web_server, screenshot):
     expect(rows.nth(1)).to_have_attribute("data-type", "Dropout")
     expect(rows.nth(1)).to_be_focused()
     assert _saved_types(web_server, network) == ["Linear", "Dropout", "ReLU", "Linear"]
+    expect(page.locator("#builder-announce")).to_have_text("Moved Dropout to position 1.")
+    expect(page.locator("#revisions tr").first).to_contain_text("reordered the layers: 0, 2, 1, 3")
+    expect(page.locator("#notices .notice")).to_have_count(0)  # its own change is not news from elsewhere
     page.keyboard.press("Alt+ArrowDown")
     expect(page.locator("#revision")).to_have_text("revision 3")
     assert _saved_types(web_server, network) == ["Linear", "ReLU", "Dropout", "Linear"]
@@ -117,3 +120,4 @@ def test_add_edit_and_remove_a_layer_and_see_another_clients_edit_live(page, web
     expect(rows.nth(1)).to_have_attribute("data-type", "Tanh")
     expect(page.locator("#revision")).to_have_text("revision 5")
     expect(page.locator("#revisions tr").first).to_contain_text("added layers[1] (Tanh)")
+    expect(page.locator("#notices .notice")).to_contain_text("Changed elsewhere: added layers[1] (Tanh)")
