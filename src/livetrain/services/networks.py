@@ -392,6 +392,11 @@ class NetworkService:
                             who, {"op": "heads_reordered", "order": [heads[i].get("name") for i in positions]},
                             lambda spec: {})
 
+    @staticmethod
+    def _parse_for(body: dict[str, Any], dataset) -> NetworkSpec:
+        """The spec an edited network's body gives on its dataset: the parse a new network goes through."""
+        return parse_network_spec(body)
+
     def _validated(self, network: Network, layers: list, heads: list, origin: list[int | None], focus: int | None):
         """(spec, parameter count, layer table) of the edited network, by the same parse and dry-run build as
         at create time; a refusal names the layer, in the new list (`layer`) and in the current one
@@ -406,7 +411,7 @@ class NetworkService:
         n_outputs = int(dataset.meta.get("n_outputs", 1))
 
         def build():
-            spec = parse_network_spec(body)
+            spec = self._parse_for(body, dataset)
             model = build_model(spec, dataset.input_shape, dataset.task, dataset.n_classes,
                                 max_parameters=self.settings.max_parameters, n_outputs=n_outputs)
             return spec, parameter_count(model), describe_layers(model, spec, dataset.input_shape)
