@@ -239,6 +239,7 @@ class RunService:
             raise Conflict(f"run {run_id} continued run {source.resumed_from}; rerun that one instead")
         network, _ = self._network_and_dataset(source.network_id)
         self._check_idle(network)
+        self._check_same_layers(network, source, "repeated")
         return self._queue(network, source.params, None, self.queue_name(None, source), experiment_id=experiment_id,
                            rerun_of=source.id)
 
@@ -264,8 +265,20 @@ class RunService:
         queue = self.queue_name(body.get("queue"), source)
         return self._queue(network, hp.to_dict(), source, queue)
 
+    @staticmethod
+    def _check_same_layers(network: Network, source: Run, doing: str) -> None:
+        """Refuse to continue or repeat a run of an earlier spec: the network's layers were edited since, so
+        its checkpoint no longer fits them (its versions stay; a new run starts from fresh weights)."""
+        trained = source.repro.get("spec")
+        if trained is not None and trained != network.spec:
+            raise Conflict(f"network {network.id}'s layers were edited after run {source.id}, so it cannot be "
+                           f"{doing}; train the network again (from fresh weights)", code="spec_changed",
+                           detail={"run_id": source.id})
+
     def _queue(self, network: Network, params: dict[str, Any], source: Run | None, queue: str | None, *,
                experiment_id: str | None = None, rerun_of: str | None = None) -> Run:
+        if source is not None:
+            self._check_same_layers(network, source, "resumed")
         init = {"path": source.checkpoint_path, "sha256": source.checkpoint_sha256} if source else None
         start_epoch = (source.checkpoint_epoch or 0) if source else 0
         dataset = self.store.get_dataset(network.dataset_id)

@@ -136,6 +136,26 @@ class NetworkVersion:
         }
 
 
+@dataclass
+class NetworkRevision:
+    """One accepted change to a network's spec: the whole spec after it, what changed, who and when.
+
+    Revision 1 is the spec the network was created with; every edit of its layers or heads adds one.
+    """
+
+    network_id: str
+    revision: int
+    spec: dict[str, Any]
+    change: dict[str, Any] = field(default_factory=dict)  # {"op": "layer_created", "index": 2, ...}
+    author: str | None = None
+    created_at: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON for the API."""
+        return {"network_id": self.network_id, "revision": self.revision, "spec": self.spec,
+                "change": self.change, "author": self.author, "created_at": self.created_at}
+
+
 NETWORK_ALGORITHM = "network"
 
 

@@ -30,6 +30,7 @@ from sqlalchemy import (
     text,
     update,
 )
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 from livetrain import jsonsafe
@@ -43,6 +44,7 @@ from livetrain.store.entities import (
     Feedback,
     ModelVersion,
     Network,
+    NetworkRevision,
     NetworkVersion,
     Prediction,
     RegisteredModel,
@@ -121,6 +123,16 @@ class VersionRow(Base):
     created_at: Mapped[float] = mapped_column(Float)
 
 
+class RevisionRow(Base):
+    __tablename__ = "network_revisions"
+    network_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    revision: Mapped[int] = mapped_column(Integer, primary_key=True)
+    spec: Mapped[dict] = mapped_column(JSON)
+    change: Mapped[dict] = mapped_column(JSON, default=dict)
+    author: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    created_at: Mapped[float] = mapped_column(Float)
+
+
 class RunRow(Base):
     __tablename__ = "runs"
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
@@ -193,6 +205,10 @@ class TokenRow(Base):
     expires_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     last_used_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     revoked_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class _Gone(Exception):
+    """Rolls a transaction back when the row it was to update no longer exists."""
 
 
 def _entity(cls, row) -> Any:
@@ -454,6 +470,51 @@ class MetadataStore:
         with self._tx() as s:
             return s.execute(delete(VersionRow).where(VersionRow.network_id == network_id,
                                                       VersionRow.version == version)).rowcount > 0
+
+    # -- spec revisions (the builder's history) -------------------------------------
+    def list_network_revisions(self, network_id: str) -> list[NetworkRevision]:
+        """A network's recorded spec revisions, oldest first (none for a network never edited)."""
+        with self._tx() as s:
+            rows = s.scalars(select(RevisionRow).where(RevisionRow.network_id == network_id)
+                             .order_by(RevisionRow.revision))
+            return [_entity(NetworkRevision, r) for r in rows]
+
+    def latest_network_revision(self, network_id: str) -> int:
+        """The highest recorded revision number of a network; 0 when none is recorded."""
+        with self._tx() as s:
+            return s.scalar(select(func.max(RevisionRow.revision))
+                            .where(RevisionRow.network_id == network_id)) or 0
+
+    def add_network_revisions(self, network_id: str, revisions: list[NetworkRevision], base: int,
+                              network_values: dict[str, Any]) -> bool:
+        """Record revisions and update the network in one transaction, only if its latest recorded
+        revision is still `base` and no run of it is queued or running; False (nothing written) otherwise,
+        so two edits made at once cannot both build on the same revision."""
+        now = time.time()
+        try:
+            with self._tx() as s:
+                latest = s.scalar(select(func.max(RevisionRow.revision))
+                                  .where(RevisionRow.network_id == network_id)) or 0
+                busy = s.scalar(select(func.count()).select_from(RunRow).where(
+                    RunRow.network_id == network_id, RunRow.status.in_(ACTIVE_STATUSES)))
+                if latest != base or busy:
+                    return False
+                for revision in revisions:
+                    revision.created_at = revision.created_at or now
+                    s.add(RevisionRow(**_values(RevisionRow, revision)))
+                s.flush()  # the revision rows first: a number taken meanwhile fails here
+                changed = s.execute(update(NetworkRow).where(NetworkRow.id == network_id)
+                                    .values(**network_values, updated_at=now)).rowcount
+                if not changed:  # deleted meanwhile: leave no revisions of it behind
+                    raise _Gone
+        except (IntegrityError, _Gone):  # IntegrityError: the same revision number written by another edit
+            return False
+        return True
+
+    def delete_network_revisions(self, network_id: str) -> int:
+        """Forget a deleted network's revisions; how many there were."""
+        with self._tx() as s:
+            return s.execute(delete(RevisionRow).where(RevisionRow.network_id == network_id)).rowcount
 
     # -- runs -------------------------------------------------------------------
     def create_run(self, run: Run) -> Run:

@@ -1,8 +1,10 @@
-"""A network's page: architecture, versions, training, live chart, runs, right and wrong predictions."""
+"""A network's page: architecture, versions, training, live chart, runs, right and wrong predictions; and its
+builder page, where its layers and heads are edited."""
 
 from __future__ import annotations
 
 import math
+from dataclasses import fields
 from typing import Any
 
 from flask import render_template
@@ -14,6 +16,7 @@ from livetrain.store import Dataset, Network, RunStatus
 from livetrain.web import bp, page_of, svc
 
 RUNS_PER_PAGE = 10
+REVISIONS_SHOWN = 20  # the builder lists the latest revisions; GET /api/networks/{id}/revisions has them all
 FEATURES_SHOWN = 8  # a card shows the first few input values of a table row, then says how many more
 RESUMABLE = (RunStatus.CANCELLED.value, RunStatus.INTERRUPTED.value)
 IMAGE_LAYERS = {"conv2d", "maxpool2d", "batchnorm2d"}  # a network with one of these gets images, others flat rows
@@ -63,7 +66,11 @@ def resumable_run(network_id: str) -> dict[str, Any] | None:
         if run.status == RunStatus.COMPLETED.value:
             return None
         if run.checkpoint_path is not None:
-            return run.to_dict()
+            network = svc().store.get_network(network_id)
+            trained = run.repro.get("spec")
+            # a checkpoint of layers edited since no longer fits: the network trains from fresh weights
+            stale = network is not None and trained is not None and trained != network.spec
+            return None if stale else run.to_dict()
     return None
 
 
@@ -119,3 +126,45 @@ def _bar_widths(outputs: list[float], loss: str) -> list[float]:
     exps = [math.exp(v - top) for v in outputs]
     total = sum(exps)
     return [100.0 * e / total for e in exps]
+
+
+@bp.get("/networks/<network_id>/builder")
+def builder_page(network_id: str):
+    """The builder: a network's layers and heads in order, to add, edit, remove and reorder while it is idle."""
+    livetrain = svc()
+    network = livetrain.networks.get(network_id)
+    dataset = livetrain.store.get_dataset(network.dataset_id)
+    active = livetrain.runs.active_for_network(network_id)
+    revisions = livetrain.networks.revisions(network_id)
+    return render_template(
+        "builder.html",
+        network={**network_summary(network), "spec": network.spec},
+        dataset=dataset.to_dict() if dataset else None,
+        input_shape=input_shape(network, dataset),
+        structure=livetrain.networks.structure(network_id),
+        revisions=[r.to_dict() for r in reversed(revisions[-REVISIONS_SHOWN:])],
+        active_run=active.to_dict() if active else None,
+        catalog=layer_catalog(),
+        heads=head_catalog(),
+    )
+
+
+def layer_catalog() -> dict[str, list[dict[str, Any]]]:
+    """Every layer type the spec parser takes, with its parameters (kind, required, default, choices), for the
+    builder's forms."""
+    from livetrain.training import spec
+
+    choices = getattr(spec, "CHOICES", {})
+    return {kind: [{"name": name, "kind": ptype, "required": required, "default": default,
+                    "choices": list(choices.get((kind, name), ()))}
+                   for name, (ptype, required, default) in params.items()]
+            for kind, params in spec.LAYER_PARAMS.items()}
+
+
+def head_catalog() -> dict[str, Any] | None:
+    """The tasks and losses a head takes, or None when this server's specs have no heads."""
+    from livetrain.training import spec
+
+    if "heads" not in {f.name for f in fields(spec.NetworkSpec)}:
+        return None
+    return {"tasks": list(getattr(spec, "HEAD_TASKS", ())), "losses": list(getattr(spec, "HEAD_LOSSES", ()))}
