@@ -359,7 +359,7 @@ class TextDatasetService:
         number = body.get("version")
         number = None if number is None else finite_whole(number, "version", 1, 2**31 - 1)
         version = self.networks.version(network, number)
-        model = run_blocking(self.networks._model, network, version)
+        model, _ = run_blocking(self.networks._model, network, version)  # built as that version was trained
         vocab = run_blocking(self.vocab, dataset)
         start = text.encode_prompt(vocab, prompt, with_sep=info.get("mode") == "pairs", max_len=info["max_len"])
         ids, reason = run_blocking(sample_tokens, model, start, max_len=info["max_len"], max_tokens=max_tokens,
