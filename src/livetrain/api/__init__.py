@@ -11,9 +11,11 @@ from livetrain.api.runs import bp as runs_bp
 from livetrain.api.status import bp as status_bp
 from livetrain.api.tokens import bp as tokens_bp
 from livetrain.api.training import bp as training_bp
+from livetrain.api.vocabularies import bp as vocabularies_bp
+from livetrain.api.vocabularies import text_bp
 
 BLUEPRINTS = (status_bp, datasets_bp, networks_bp, runs_bp, training_bp, experiments_bp, algorithms_bp,
-              tokens_bp, models_bp)
+              tokens_bp, models_bp, vocabularies_bp, text_bp)
 
 
 def register(app) -> None:

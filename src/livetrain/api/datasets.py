@@ -30,7 +30,11 @@ def list_datasets():
     "(comma|semicolon|tab|pipe), `decimal` (.|,), `thousands` (,|.|space|'|none), `quote`, `encoding`, "
     "`sheet` (.xlsx), `format` (csv|tsv|xlsx|parquet), and `upload_id` to receive `dataset_progress` "
     "events), or a JSON body for a generator: "
-    "`{\"generator\": \"moons\", \"params\": {...}, \"name\", \"split\", \"seed\"}`."))
+    "`{\"generator\": \"moons\", \"params\": {...}, \"name\", \"split\", \"seed\"}`. "
+    "A text dataset: the field `kind` (binary_classification, multiclass_classification, regression, "
+    "question_answering, summarization, generation) with a CSV / JSONL file, or a JSON body "
+    "`{\"kind\", \"samples\": [...], \"name\", \"vocabulary_id\", \"level\", \"max_len\", \"min_freq\", "
+    "\"max_size\", \"split\", \"seed\"}` (docs/api.md)."))
 def create_dataset():
     """Upload a CSV (multipart) or generate a dataset (JSON)."""
     svc = _svc()
@@ -39,14 +43,31 @@ def create_dataset():
         if upload is None:
             raise ValidationError("send the CSV in a multipart field named 'file'", code="bad_parameter",
                                   detail={"field": "file"})
-        dataset = svc.datasets.create_from_upload(upload.stream, upload.filename, request.form.to_dict())
+        form = request.form.to_dict()
+        if form.get("kind"):  # a text dataset (livetrain.services.text_datasets)
+            dataset = svc.text_datasets.create_from_upload(upload.stream, upload.filename, form)
+        else:
+            dataset = svc.datasets.create_from_upload(upload.stream, upload.filename, form)
     else:
         body = request.get_json(silent=True) if request.content_length else None
         if not isinstance(body, dict):
             raise ValidationError("send a CSV as multipart/form-data, or a JSON object naming a 'generator'",
                                   code="bad_parameter")
-        dataset = svc.datasets.create_generated(body)
+        if "kind" in body:
+            dataset = svc.text_datasets.create_from_samples(body)
+        else:
+            dataset = svc.datasets.create_generated(body)
     return svc.datasets.detail(dataset.id), 201
+
+
+@bp.post("/<dataset_id>/samples")
+@bp.doc(responses={201: {"description": "the dataset with the samples added"}},
+        description="A text dataset only: JSON `{\"samples\": [...]}` or one sample object. Every sample is "
+                    "encoded again with the dataset's own tokens and the whole split again (same seed).")
+def add_samples(dataset_id: str):
+    """Append samples to a text dataset (409 while a run trains on it)."""
+    body = request.get_json(silent=True) if request.content_length else None
+    return _svc().text_datasets.append(dataset_id, body), 201
 
 
 @bp.get("/generators")

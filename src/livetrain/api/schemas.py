@@ -76,6 +76,8 @@ class NetworkIn(Loose):
     weight_decay = Number(load_default=None)
     init = fields.String(load_default=None, validate=OneOf(["scaled", "standard"]))
     seed = WholeNumber(load_default=None, validate=Range(min=0, max=2**31 - 1))
+    template = fields.String(load_default=None, metadata={
+        "description": "text datasets: auto or a template name of GET /api/templates?dataset_id=..."})
 
 
 class TrainIn(Loose):

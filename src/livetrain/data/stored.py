@@ -111,6 +111,8 @@ def load_arrays(info: Dataset, mnist_dir: Path | str, store: ArtifactStore) -> D
     ref = info.files["arrays"]
     data = _load_npz(str(store.root), ref["path"], ref["sha256"])
     preprocessing = {k: info.meta[k] for k in ("target_mean", "target_std") if k in info.meta}
+    # a text dataset's tokens and target texts (livetrain.services.text_datasets)
+    preprocessing.update({k: v for k, v in data.items() if k.startswith("text_")})
     return DatasetArrays(info, data["X_train"], data["y_train"], data["X_test"], data["y_test"],
                          preprocessing, X_val=data["X_val"], y_val=data["y_val"])
 

@@ -261,6 +261,7 @@ def network_final_metrics(engine, spec, data) -> dict[str, Any]:
         if data.info.task == "sequence":  # scored in chunks: a language model's logits over a split are large
             loss, _, accuracy, extra = engine.evaluate(split)
             out[split] = {"loss": loss, "token_accuracy": accuracy, "perplexity": extra["perplexity"]}
+            out[split].update(text_final_scores(extra))
             continue
         outputs = engine.predict_split(split)
         if data.info.task == "classification":
@@ -274,7 +275,18 @@ def network_final_metrics(engine, spec, data) -> dict[str, Any]:
             out[split] = regression_metrics(data.unscale_target(y), predicted)
             if data.info.meta.get("kind") == "factorization":
                 out[split]["factorized"] = factorization_rate(getattr(data, f"X_{split}"), predicted)
+        if data.info.meta.get("text"):  # a text dataset's own metrics too (f1 as text datasets define it)
+            from livetrain.training.text_metrics import epoch_scores
+
+            out[split].update(epoch_scores(engine, split, getattr(data, f"X_{split}"), y, outputs))
     return out
+
+
+def text_final_scores(extra: dict[str, Any]) -> dict[str, Any]:
+    """The generated-text metrics among a sequence dataset's scores (exact match, token F1, ROUGE)."""
+    from livetrain.training.text_metrics import GENERATED_METRICS
+
+    return {k: v for k, v in extra.items() if k in GENERATED_METRICS}
 
 
 def add_factorization_rates(final: dict[str, Any], data, predict) -> None:

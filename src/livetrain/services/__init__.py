@@ -17,6 +17,8 @@ from livetrain.services.registry import RegistryService
 from livetrain.services.reporting import RunReporter
 from livetrain.services.retraining import RetrainingService
 from livetrain.services.runs import RunService, owner_token
+from livetrain.services.text_datasets import TextDatasetService
+from livetrain.services.vocabularies import VocabularyService
 from livetrain.store import ArtifactStore, MetadataStore
 from livetrain.store.entities import ACTIVE_STATUSES
 
@@ -52,6 +54,11 @@ class Livetrain:
                                owner=owner)
         self.networks = NetworkService(store=self.store, artifacts=self.artifacts, settings=settings,
                                        emitter=emitter, datasets=self.datasets, runs=self.runs)
+        self.vocabularies = VocabularyService(store=self.store, emitter=emitter)
+        self.text_datasets = TextDatasetService(store=self.store, artifacts=self.artifacts, settings=settings,
+                                                emitter=emitter, datasets=self.datasets,
+                                                vocabularies=self.vocabularies, networks=self.networks)
+        self.datasets.text = self.networks.text = self.text_datasets
         self.experiments = ExperimentService(store=self.store, artifacts=self.artifacts, emitter=emitter,
                                              runs=self.runs)
         self.models = ModelService(store=self.store, artifacts=self.artifacts, settings=settings,

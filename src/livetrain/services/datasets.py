@@ -87,6 +87,7 @@ class DatasetService:
         self._pipelines = LruCache(PIPELINE_CACHE_SIZE)  # pipeline SHA-256 -> fitted preprocessing
         self._summaries: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
+        self.text = None  # the TextDatasetService, for text datasets (set by the container)
 
     def register_builtins(self) -> list[Dataset]:
         """Record every built-in dataset available here (MNIST only when its files are present)."""
@@ -262,6 +263,9 @@ class DatasetService:
             out.update(schema=meta.get("schema"), feature_names=meta.get("feature_names"),
                        class_balance=summary.get("class_balance"), missing=summary.get("missing"),
                        preview=summary.get("preview"), n_rows=summary.get("n_rows"))
+            if meta.get("text"):  # what encoding found: samples cut at max_len, token counts, share of <unk>
+                out.update(truncated=summary.get("truncated"), token_counts=summary.get("tokens"),
+                           unknown_share=summary.get("unknown_share"))
         out["splits"] = {"train": dataset.n_train, "val": dataset.n_val, "test": dataset.n_test}
         return out
 
@@ -358,6 +362,8 @@ class DatasetService:
         if dataset.builtin:
             X = numeric_rows(rows, dataset, noun="row", single=False, code="bad_input")
             return self.arrays(dataset).preprocess(X)
+        if dataset.meta.get("text") and self.text is not None:
+            return self.text.encode_inputs(dataset, rows)
         schema = tabular.Schema.from_dict(dataset.meta["schema"])
         return tabular.transform_rows(self.pipeline(dataset), schema, rows)
 
@@ -378,6 +384,8 @@ class DatasetService:
                            code="dataset_in_use", detail={"run_ids": [r.id for r in active]})
         self.store.delete_dataset(dataset.id)
         on_disk = self.artifacts.delete(dataset_dir(dataset.id))
+        if dataset.meta.get("text") and self.text is not None:  # its own vocabulary goes with it
+            self.text.vocabularies.forget_dataset(dataset.id)
         if self.emitter is not None:
             self.emitter.resource("dataset_deleted", {"dataset_id": dataset.id, "ts": time.time()})
         return {"dataset_id": dataset.id, "deleted": True, "deleted_from_disk": on_disk}

@@ -68,6 +68,7 @@ class NetworkService:
         self.emitter = emitter
         self.datasets = datasets
         self.runs = runs
+        self.text = None  # the TextDatasetService: templates for text datasets (set by the container)
         self._models = LruCache(MODEL_CACHE_SIZE)  # (network id, version) -> torch model
 
     def get(self, network_id: str) -> Network:
@@ -85,6 +86,19 @@ class NetworkService:
         dataset = self.datasets.get(dataset_id)
         body = dict(body)
         n_outputs = int(dataset.meta.get("n_outputs", 1))
+        template = body.pop("template", None)
+        if template is not None and (body.get("layers") is not None or body.get("layer_sizes") is not None):
+            raise ValidationError("give a template or layers (or layer_sizes), not both", detail={"field": "template"})
+        if dataset.meta.get("text") and self.text is not None and body.get("layers") is None:
+            # a text dataset's network: a template's layers, optimizer settings the body does not name
+            if body.get("layer_sizes") is not None:
+                raise ValidationError("a text dataset needs layers starting with an Embedding; send a template "
+                                      "(GET /api/templates?dataset_id=...) or layers", detail={"field": "layer_sizes"})
+            made = self.text.template(dataset, template or "auto")
+            body = {**{k: v for k, v in made.items() if k not in ("template", "description")}, **body}
+        elif template is not None:
+            raise ValidationError(f"templates are for text datasets; dataset {dataset.id} is not one",
+                                  code="no_template", detail={"field": "template"})
         if body.get("layer_sizes") is None and body.get("layers") is None:
             if dataset.meta.get("kind") == "factorization":
                 body.update(FACTORIZATION_NETWORK)

@@ -386,3 +386,37 @@ class Retraining:
 
     def to_dict(self) -> dict[str, Any]:
         return _asdict(self)
+
+
+# -- vocabularies (livetrain.services.vocabularies) -----------------------------------------------
+
+
+@dataclass
+class Vocabulary:
+    """A named set of tokens with stable ids: a project's own, or the one a text dataset was built with."""
+
+    id: str
+    name: str
+    level: str | None = None  # "word" | "char"; set by the first build or dataset that uses it
+    dataset_id: str | None = None  # the dataset it belongs to (deleted with it); None: a project vocabulary
+    description: str = ""
+    next_id: int = 5  # ids are never reused, so a deleted token's id stays free
+    created_at: float = 0.0
+    updated_at: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"vocabulary_id": self.id, **_asdict(self)}
+
+
+@dataclass
+class VocabularyToken:
+    """One token of a vocabulary: its id, text, category and (when built from data) how often it was seen."""
+
+    vocabulary_id: str
+    token_id: int
+    text: str
+    category: str
+    count: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.token_id, "token": self.text, "category": self.category, "count": self.count}

@@ -20,6 +20,7 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    UniqueConstraint,
     case,
     create_engine,
     delete,
@@ -53,6 +54,8 @@ from livetrain.store.entities import (
     RunStatus,
     RunTally,
     Token,
+    Vocabulary,
+    VocabularyToken,
 )
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -938,6 +941,105 @@ class MetadataStore:
             rows = s.scalars(query.order_by(RetrainingRow.created_at.desc()).limit(limit))
             return [_entity(Retraining, r) for r in rows]
 
+    # -- vocabularies ---------------------------------------------------------------
+    def create_vocabulary(self, vocabulary: Vocabulary, tokens: list[VocabularyToken]) -> Vocabulary:
+        """Store a vocabulary with its first tokens (ids as given; `next_id` past the largest)."""
+        now = time.time()
+        vocabulary.created_at = vocabulary.created_at or now
+        vocabulary.updated_at = now
+        vocabulary.next_id = max([vocabulary.next_id] + [t.token_id + 1 for t in tokens])
+        with self._tx() as s:
+            s.add(VocabularyRow(**_values(VocabularyRow, vocabulary)))
+            s.flush()
+            s.add_all(VocabularyTokenRow(**_values(VocabularyTokenRow, t)) for t in tokens)
+        return vocabulary
+
+    def get_vocabulary(self, vocabulary_id: str) -> Vocabulary | None:
+        """The vocabulary, or None."""
+        return self._by_key(Vocabulary, VocabularyRow, vocabulary_id)
+
+    def list_vocabularies(self, dataset_id: str | None = None) -> list[Vocabulary]:
+        """Vocabularies, newest first (only those belonging to `dataset_id`, when given)."""
+        query = select(VocabularyRow)
+        if dataset_id is not None:
+            query = query.where(VocabularyRow.dataset_id == dataset_id)
+        with self._tx() as s:
+            return [_entity(Vocabulary, r) for r in s.scalars(query.order_by(VocabularyRow.created_at.desc()))]
+
+    def update_vocabulary(self, vocabulary_id: str, **values: Any) -> None:
+        """Change a vocabulary's fields (its `updated_at` too)."""
+        with self._tx() as s:
+            s.execute(update(VocabularyRow).where(VocabularyRow.id == vocabulary_id)
+                      .values(**values, updated_at=time.time()))
+
+    def delete_vocabulary(self, vocabulary_id: str) -> bool:
+        """Remove a vocabulary and its tokens; True if there was one."""
+        with self._tx() as s:
+            s.execute(delete(VocabularyTokenRow).where(VocabularyTokenRow.vocabulary_id == vocabulary_id))
+            return s.execute(delete(VocabularyRow).where(VocabularyRow.id == vocabulary_id)).rowcount > 0
+
+    def vocabulary_tokens(self, vocabulary_id: str, *, limit: int | None = None, offset: int = 0,
+                          category: str | None = None) -> list[VocabularyToken]:
+        """A vocabulary's tokens by id (of one category, when given)."""
+        query = select(VocabularyTokenRow).where(VocabularyTokenRow.vocabulary_id == vocabulary_id)
+        if category is not None:
+            query = query.where(VocabularyTokenRow.category == category)
+        query = query.order_by(VocabularyTokenRow.token_id).offset(offset).limit(limit)
+        with self._tx() as s:
+            return [_entity(VocabularyToken, r) for r in s.scalars(query)]
+
+    def count_vocabulary_tokens(self, vocabulary_id: str) -> dict[str, int]:
+        """How many tokens of each category a vocabulary has."""
+        query = (select(VocabularyTokenRow.category, func.count())
+                 .where(VocabularyTokenRow.vocabulary_id == vocabulary_id).group_by(VocabularyTokenRow.category))
+        with self._tx() as s:
+            return {category: n for category, n in s.execute(query)}
+
+    def add_vocabulary_tokens(self, vocabulary_id: str, items: list[tuple[str, str, int | None]],
+                              *, max_size: int | None = None) -> tuple[list[VocabularyToken], list[str]]:
+        """Give each new (text, category, count) the next free id; (tokens added, texts already there).
+
+        With `max_size`, tokens beyond that many in the vocabulary are not added (nor reported).
+        """
+        added: list[VocabularyToken] = []
+        existing: list[str] = []
+        with self._tx() as s:
+            row = s.scalars(select(VocabularyRow).where(VocabularyRow.id == vocabulary_id).with_for_update()).first()
+            if row is None:
+                return added, existing
+            known = set(s.scalars(select(VocabularyTokenRow.text)
+                                  .where(VocabularyTokenRow.vocabulary_id == vocabulary_id)))
+            size = len(known)
+            next_id = row.next_id
+            for text_, category, count in items:
+                if text_ in known:
+                    existing.append(text_)
+                    continue
+                if max_size is not None and size >= max_size:
+                    break
+                token = VocabularyToken(vocabulary_id, next_id, text_, category, count)
+                s.add(VocabularyTokenRow(**_values(VocabularyTokenRow, token)))
+                known.add(text_)
+                added.append(token)
+                next_id += 1
+                size += 1
+            row.next_id = next_id
+            row.updated_at = time.time()
+        return added, existing
+
+    def delete_vocabulary_token(self, vocabulary_id: str, text_: str) -> VocabularyToken | None:
+        """Remove one token by its text; the token removed, or None. Its id is not given out again."""
+        with self._tx() as s:
+            row = s.scalars(select(VocabularyTokenRow).where(VocabularyTokenRow.vocabulary_id == vocabulary_id,
+                                                             VocabularyTokenRow.text == text_)).first()
+            if row is None:
+                return None
+            token = _entity(VocabularyToken, row)
+            s.delete(row)
+            s.execute(update(VocabularyRow).where(VocabularyRow.id == vocabulary_id)
+                      .values(updated_at=time.time()))
+            return token
+
 
 def _values(row_class, entity, skip: tuple[str, ...] = ()) -> dict[str, Any]:
     """An entity's fields as a row's columns."""
@@ -1029,6 +1131,28 @@ class RetrainingRow(Base):
     reason: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[float] = mapped_column(Float)
     finished_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class VocabularyRow(Base):
+    __tablename__ = "vocabularies"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    level: Mapped[str | None] = mapped_column(String(10), nullable=True)
+    dataset_id: Mapped[str | None] = mapped_column(String(64), index=True, nullable=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    next_id: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[float] = mapped_column(Float)
+    updated_at: Mapped[float] = mapped_column(Float)
+
+
+class VocabularyTokenRow(Base):
+    __tablename__ = "vocabulary_tokens"
+    __table_args__ = (UniqueConstraint("vocabulary_id", "text", name="uq_vocabulary_tokens_text"),)
+    vocabulary_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    token_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    text: Mapped[str] = mapped_column(String(100))
+    category: Mapped[str] = mapped_column(String(20))
+    count: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
 __all__ = ["MetadataStore", "RunStatus"]

@@ -137,8 +137,20 @@ class Engine:
 
     def evaluate(self, split: str | None = None) -> tuple[float, int | None, float | None, dict[str, float]]:
         """(loss, correct, accuracy, extra metrics) on `split`, by default `eval_split`."""
-        X, y = self.split(split or self.eval_split)
-        return self.score(self.outputs(X), y)
+        name = split or self.eval_split
+        X, y = self.split(name)
+        outputs = self.outputs(X)
+        return self.with_text_scores(self.score(outputs, y), name, X, y, outputs)
+
+    def with_text_scores(self, scores: tuple, split: str, X: np.ndarray, y: np.ndarray,
+                         outputs: np.ndarray | None) -> tuple[float, int | None, float | None, dict[str, float]]:
+        """`scores` with a text dataset's own metrics added to its extras (training/text_metrics.py)."""
+        if not self.data.info.meta.get("text"):
+            return scores
+        from livetrain.training.text_metrics import epoch_scores
+
+        loss, correct, accuracy, extra = scores
+        return loss, correct, accuracy, {**extra, **epoch_scores(self, split, X, y, outputs)}
 
     def score(self, outputs: np.ndarray, y: np.ndarray) -> tuple[float, int | None, float | None, dict[str, float]]:
         """(loss, correct, accuracy, extra metrics) of outputs against targets; r2 for regression.
@@ -296,11 +308,13 @@ class TorchEngine(Engine):
     def evaluate(self, split: str | None = None) -> tuple[float, int | None, float | None, dict[str, float]]:
         if not self.scored_by_heads:
             return super().evaluate(split)
-        X, y = self.split(split or self.eval_split)
+        name = split or self.eval_split
+        X, y = self.split(name)
         info = self.data.info
         per_row = math.prod(self.shape) * max(1, info.n_classes) if info.task == "sequence" else 1
-        return score_heads(self.model, self.spec.heads, info.task, X, y, shape=self.shape, device=self.device,
-                           values_per_row=per_row)
+        scores = score_heads(self.model, self.spec.heads, info.task, X, y, shape=self.shape, device=self.device,
+                             values_per_row=per_row)
+        return self.with_text_scores(scores, name, X, y, None)
 
     @torch.no_grad()
     def loss(self, outputs: np.ndarray, y: np.ndarray) -> float:

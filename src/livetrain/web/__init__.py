@@ -103,7 +103,15 @@ def page_error(error: LivetrainError):
     return render_template("error.html", error=error), error.status_code
 
 
-from livetrain.web import dashboard, datasets, experiments, models, networks, runs  # noqa: E402,F401  (views register)
+from livetrain.web import (  # noqa: E402,F401  (views register)
+    dashboard,
+    datasets,
+    experiments,
+    models,
+    networks,
+    runs,
+    vocabularies,
+)
 from livetrain.web.login import auth_bp  # noqa: E402
 
 __all__ = ["auth_bp", "bp"]
