@@ -1,8 +1,8 @@
 """Network spec revisions: every accepted edit of a network's layers or heads, with the whole spec
 
-Revision ID: 0007
+Revision ID: 0006
 Revises: 0005
-Create Date: 2026-12-20 10:00:00
+Create Date: 2026-12-06 20:30:00
 """
 
 import sqlalchemy as sa

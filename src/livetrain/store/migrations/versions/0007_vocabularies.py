@@ -1,8 +1,8 @@
 """Vocabularies and their tokens
 
-Revision ID: 0008
-Revises: 0007
-Create Date: 2026-12-20 10:00:00
+Revision ID: 0007
+Revises: 0006
+Create Date: 2026-12-06 20:40:00
 """
 
 import sqlalchemy as sa
