@@ -78,17 +78,21 @@ def tensor_stats(t: torch.Tensor) -> dict[str, Any]:
             "norm": _num(values[4]), "finite": finite}
 
 
-def histogram(t: torch.Tensor, bins: int, lo: float | None, hi: float | None) -> dict[str, Any] | None:
-    """`{edges, counts}` of a tensor's values over [lo, hi] in `bins` equal bins (one bin when constant);
-    None when the values are not all finite."""
-    if lo is None or hi is None:
-        return None
+def histogram(t: torch.Tensor, bins: int) -> dict[str, Any] | None:
+    """`{edges, counts}` of a tensor's values over their range in `bins` equal bins (one bin when they
+    are all the same); None when they are not all finite."""
     flat = t.detach().reshape(-1).float()
+    if flat.numel() == 0:
+        return None
+    lo, hi = (float(v) for v in torch.aminmax(flat))
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        return None
     if lo == hi:
-        return {"edges": [lo, hi], "counts": [int(flat.numel())]}
+        return {"edges": [_num(lo), _num(hi)], "counts": [int(flat.numel())]}
     counts = torch.histc(flat, bins=bins, min=lo, max=hi)
     step = (hi - lo) / bins
-    return {"edges": [_num(lo + k * step) for k in range(bins)] + [hi], "counts": [int(c) for c in counts.tolist()]}
+    return {"edges": [_num(lo + k * step) for k in range(bins)] + [_num(hi)],
+            "counts": [int(c) for c in counts.tolist()]}
 
 
 def _layers(model: nn.Module) -> list[tuple[str, nn.Module, list[nn.Parameter]]]:
@@ -238,9 +242,9 @@ class Monitor:
             entry["update_ratio"] = _num(delta / norm) if norm else None
             g = entry.pop("_grad", None)
             if with_histograms:
-                entry["weight_hist"] = histogram(w, self.bins, entry["weight"]["min"], entry["weight"]["max"])
+                entry["weight_hist"] = histogram(w, self.bins)
                 if g is not None:
-                    entry["grad_hist"] = histogram(g, self.bins, entry["grad"]["min"], entry["grad"]["max"])
+                    entry["grad_hist"] = histogram(g, self.bins)
             layers.append(entry)
         activations = list(self._activations.values())
         self._activations = {}
