@@ -200,6 +200,19 @@ def test_exploding_and_vanishing_gradients_are_warned_about_with_a_message_that_
     assert "vanishing gradients in layer 0" in warning["message"]
 
 
+def test_vanishing_layers_of_one_sample_share_one_log_line_so_repeats_fold():
+    model = nn.Sequential(nn.Linear(2, 2), nn.ReLU(), nn.Linear(2, 2))
+    sink = Sink()
+    monitor = Monitor(sink, every=1, model=model, vanish_below=10.0)  # every layer "vanishes"
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
+    for step in range(3):
+        one_step(monitor, model, optimizer, step, torch.ones(1, 2))
+    assert [len(s["warnings"]) for s in sink.stats] == [2, 2, 2]  # one per layer in the stats
+    messages = [message for _, message, _, _ in sink.logs]
+    assert messages == ["vanishing gradients in layers 0, 2: gradient norms below 10"] * 3
+    assert set(sink.logs[0][3]["layers"]) == {"0", "2"}
+
+
 def test_non_finite_gradients_are_exploding_and_the_numbers_stay_valid_json():
     model = known_model()
     sink = Sink()

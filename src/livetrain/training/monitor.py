@@ -255,10 +255,8 @@ class Monitor:
                             "learning_rate": _num(lr) if lr is not None else None,
                             "loss": _num(pending["loss"]) if pending["loss"] is not None else None,
                             "warnings": warnings})
-        for warning in warnings:
-            self.sink.on_log("warning", warning["message"], "monitor",
-                             {"kind": warning["kind"], "layer": warning["layer"], "value": warning["value"],
-                              "step": step, "epoch": self.epoch})
+        for line in self.warning_lines(warnings):
+            self.sink.on_log("warning", line["message"], "monitor", {**line["data"], "step": step, "epoch": self.epoch})
         now = self.clock()
         spent, self._step_cost = self._step_cost + now - started, 0.0
         self.cost += spent
@@ -286,3 +284,23 @@ class Monitor:
                             "message": f"vanishing gradients in layer {entry['name']} ({entry['type']}): "
                                        f"gradient norm below {self.vanish_below:g}"})
         return out
+
+    @staticmethod
+    def warning_lines(warnings: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """One log line per kind of warning of a sample (the layers of a vanishing one named together), so
+        the same trouble at the next sample writes the same line and the log folds it."""
+        lines = []
+        exploding = [w for w in warnings if w["kind"] == "exploding"]
+        if exploding:
+            lines.append({"message": exploding[0]["message"],
+                          "data": {"kind": "exploding", "value": exploding[0]["value"]}})
+        vanishing = [w for w in warnings if w["kind"] == "vanishing"]
+        if len(vanishing) == 1:
+            lines.append({"message": vanishing[0]["message"],
+                          "data": {"kind": "vanishing", "layers": {vanishing[0]["layer"]: vanishing[0]["value"]}}})
+        elif vanishing:
+            names = ", ".join(w["layer"] for w in vanishing)
+            lines.append({"message": f"vanishing gradients in layers {names}: gradient norms below "
+                                     f"{vanishing[0]['threshold']:g}",
+                          "data": {"kind": "vanishing", "layers": {w["layer"]: w["value"] for w in vanishing}}})
+        return lines
