@@ -33,7 +33,8 @@ def test_the_monitor_page_fills_its_weight_sheet_and_charts_while_the_run_trains
     expect(page.locator(".run-head [data-field='status']")).to_have_text("completed", timeout=90_000)
     # sparklines with points, a histogram of every weight of the layer
     page.wait_for_function("() => document.querySelectorAll('#weight-sheet .sparkline path').length === 4")
-    totals = page.evaluate("() => Array.from(document.querySelectorAll('#weight-sheet .histogram'), (h) => h.dataset.total)")
+    totals = page.evaluate(
+        "() => Array.from(document.querySelectorAll('#weight-sheet .histogram'), (h) => h.dataset.total)")
     assert totals == [str(64 * 48), str(48 * 10)]
     assert page.locator("#weight-sheet [data-field='update_ratio']").first.inner_text() not in ("", "—")
     expect(page.locator("[data-field='activations'] li")).to_have_count(1)
