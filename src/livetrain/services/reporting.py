@@ -198,6 +198,9 @@ class RunReporter:
                 ),
                 {"current_version": version_number, "accuracy": msg.accuracy, "status": "trained"},
             )
+        # the last line of its log first: once a run has ended, its whole log is stored
+        score = f"accuracy {msg.accuracy:.1%}" if msg.accuracy is not None else _loss_text(msg.val_loss, "loss")
+        self.log(run, "info", f"completed: {score}" + (f", version {version_number}" if version_number else ""))
         self.report(run, events.TRAINING_COMPLETE, events.training_complete(
             run, final, accuracy=msg.accuracy, val_loss=msg.val_loss, train_loss=msg.train_loss,
             version=version_number,
@@ -206,14 +209,17 @@ class RunReporter:
             # the run's model is its version's weights file: the same SHA-256 the download sends
             "model_sha256": msg.weights["sha256"] if version_number else None})
         self.metrics.runs.labels("completed").inc()
-        score = f"accuracy {msg.accuracy:.1%}" if msg.accuracy is not None else _loss_text(msg.val_loss, "loss")
-        self.log(run, "info", f"completed: {score}" + (f", version {version_number}" if version_number else ""))
         self._ended(run.id)
 
     def _complete_algorithm(self, run: Run, msg: Completed) -> None:
         final = msg.final
         # `accuracy` is held-out accuracy, as for networks: validation when the dataset has it, else test
         held_out = final.get("val") or final.get("test", {})
+        for warning in msg.warnings:
+            self.log(run, "warning", warning, "trainer")
+        accuracy = held_out.get("accuracy")
+        self.log(run, "info", "completed: " + (f"accuracy {accuracy:.1%}" if accuracy is not None
+                                               else _loss_text(held_out.get("r2"), "r2")))
         self.report(run, events.TRAINING_COMPLETE, events.training_complete(
             run, final, accuracy=held_out.get("accuracy"), feature_importances=msg.importances,
             warnings=msg.warnings,
@@ -222,11 +228,6 @@ class RunReporter:
             "metrics": final, "importances": msg.importances,
             "model_path": msg.model["path"], "model_sha256": msg.model["sha256"]})
         self.metrics.runs.labels("completed").inc()
-        for warning in msg.warnings:
-            self.log(run, "warning", warning, "trainer")
-        accuracy = held_out.get("accuracy")
-        self.log(run, "info", "completed: " + (f"accuracy {accuracy:.1%}" if accuracy is not None
-                                               else _loss_text(held_out.get("r2"), "r2")))
         self._ended(run.id)
 
     def _end_network_training(self, run: Run) -> None:
@@ -243,16 +244,24 @@ class RunReporter:
              line: tuple[str, str], **values: Any) -> bool:
         """Record a run's end unless another node recorded one first (guarded by `expect_status`:
         a node may end a queued run while the node that queued it cancels it too, and several nodes
-        may find the same dead worker at once); False when it had. `line`: (level, message) of its log."""
+        may find the same dead worker at once); False when it had. `line`: (level, message) of its log,
+        written first: once a run has ended, every line of its log is stored."""
+        if expect_status is not None and self._status_now(run.id) != expect_status:
+            self._drop(run.id)
+            return False
+        self.log(run, *line)
         if self.report(run, event, fields, {"status": status.value, "finished_at": time.time(), **values},
                        expect_status=expect_status) is None:
             return False
-        self.log(run, *line)
         self._end_network_training(run)
         if status is not RunStatus.INTERRUPTED:
             self.metrics.runs.labels(status.value).inc()
         self._ended(run.id)
         return True
+
+    def _status_now(self, run_id: str) -> str | None:
+        run = self.store.get_run(run_id)
+        return run.status if run is not None else None
 
     def _on_failed(self, run: Run, msg: Failed) -> None:
         if msg.traceback:
