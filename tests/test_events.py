@@ -167,7 +167,8 @@ def test_every_payload_carries_ids_seq_and_server_time(rooms):
     # seq 1 is the run's run_created, which every client hears (it was connected already)
     created = [p for p in events_named(rooms["received"]["run"], "run_created") if p["run_id"] == rooms["a"]]
     assert [p["seq"] for p in created] == [1]
-    assert seqs == sorted(set(seqs)) and seqs[0] == 2
+    # seq 2 is the "queued" line of its log (run_log, docs/events.md), sent before this client subscribed
+    assert seqs == sorted(set(seqs)) and seqs[0] == 3
     for _, payload in events:
         assert payload["run_id"] == payload["job_id"] == rooms["a"]
         assert payload["network_id"] == rooms["na"]
@@ -198,6 +199,8 @@ def test_metrics_after_seq_are_exactly_the_missed_updates(rooms, client):
     every = client.get(f"/api/runs/{run_id}/metrics").get_json()
     assert every["metrics"] == updates  # what was stored is what was pushed
     assert every["last_seq"] == training_events(rooms["received"]["run"])[-1][1]["seq"]
+    # the last line of its log comes just before its end
+    assert events_named(rooms["received"]["run"], "run_log")[-1]["seq"] == every["last_seq"] - 1
     for n in [0, updates[0]["seq"] - 1, updates[0]["seq"], updates[1]["seq"] + 1, updates[-1]["seq"]]:
         missed = client.get(f"/api/runs/{run_id}/metrics?after_seq={n}").get_json()["metrics"]
         assert missed == [u for u in updates if u["seq"] > n]

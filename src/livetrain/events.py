@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from livetrain.jobs.protocol import Epoch, Progress, Started, Step
+    from livetrain.jobs.protocol import Epoch, Progress, Started, Step, TrainingStats, WeightsUpdate
     from livetrain.services.metrics import Metrics
     from livetrain.store.entities import Run
 
@@ -31,9 +31,13 @@ TRAINING_COMPLETE = "training_complete"
 TRAINING_ERROR = "training_error"
 TRAINING_CANCELLED = "training_cancelled"
 TRAINING_INTERRUPTED = "training_interrupted"
+# the monitor's samples and the run's log lines (livetrain.training.monitor, livetrain.services.run_logs)
+WEIGHTS_UPDATE = "weights_update"
+TRAINING_STATS = "training_stats"
+RUN_LOG = "run_log"
 # every run event but progress is stored, so a client can catch up with `after_seq`
 STORED_EVENTS = {RUN_CREATED, TRAINING_STARTED, TRAINING_UPDATE, TRAINING_COMPLETE, TRAINING_ERROR,
-                 TRAINING_CANCELLED, TRAINING_INTERRUPTED}
+                 TRAINING_CANCELLED, TRAINING_INTERRUPTED, WEIGHTS_UPDATE, TRAINING_STATS, RUN_LOG}
 # resource events: every client hears them
 NETWORK_CREATED, NETWORK_DELETED = "network_created", "network_deleted"
 DATASET_CREATED, DATASET_DELETED, DATASET_PROGRESS = "dataset_created", "dataset_deleted", "dataset_progress"
@@ -99,6 +103,17 @@ def step_update(run: Run, msg: Step) -> dict[str, Any]:
             "elapsed_time": msg.elapsed_time, "eval_time": msg.eval_time, "train_loss": msg.loss,
             "val_loss": scores.get("log_loss", scores.get("rmse")), "progress": progress_percent(run, msg.step),
             "held_out_split": msg.held_out_split, "metrics": {"train": msg.train, msg.held_out_split: scores}}
+
+
+def weights_update(msg: WeightsUpdate) -> dict[str, Any]:
+    """The monitor's per-layer sample (docs/events.md#weights_update)."""
+    return {"step": msg.step, "epoch": msg.epoch, "layers": msg.layers, "activations": msg.activations}
+
+
+def training_stats(msg: TrainingStats) -> dict[str, Any]:
+    """The run's global numbers at a monitored step (docs/events.md#training_stats)."""
+    return {"step": msg.step, "epoch": msg.epoch, "grad_norm": msg.grad_norm, "learning_rate": msg.learning_rate,
+            "loss": msg.loss, "warnings": msg.warnings}
 
 
 def training_complete(run: Run, final: dict[str, Any], **fields: Any) -> dict[str, Any]:

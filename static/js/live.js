@@ -22,8 +22,11 @@
   const FINAL = new Set(["completed", "failed", "cancelled", "interrupted"]);
   const SILENT_RUN_MS = 15000; // a run in training that sends nothing for this long is looked up
   const NOTICE_MS = 8000;
+  // the monitor's samples and the run's log lines: they move a run's `seq` like the others, but reach
+  // a page's onEvent only when it asks for them (RunFeed option `monitor`)
+  const MONITOR_EVENT_NAMES = ["weights_update", "training_stats", "run_log"];
   const RUN_EVENT_NAMES = ["run_created", "training_started", "training_progress", "training_update",
-    "training_complete", "training_error", "training_cancelled", "training_interrupted"];
+    "training_complete", "training_error", "training_cancelled", "training_interrupted", ...MONITOR_EVENT_NAMES];
 
   // -- REST -----------------------------------------------------------------------
 
@@ -285,6 +288,9 @@
       run.current_epoch = null;
       run.error = p.error;
     },
+    weights_update() {},
+    training_stats() {},
+    run_log() {},
   };
 
   function runStub(payload) {
@@ -303,6 +309,8 @@
    *
    * options.onEvent(name, payload, run): after an event has been applied to `run` (also for
    *   events fetched after a reconnect, in order);
+   * options.monitor: true to hear the monitor's events and the log lines too (weights_update,
+   *   training_stats, run_log);
    * options.accept(payload): whether a run this page has not seen yet belongs on it (a run
    *   started from a script on the dashboard, in this experiment...). Its stored history is
    *   then fetched, so nothing before the first live event is missed.
@@ -312,6 +320,7 @@
       this.live = live;
       this.onEvent = options.onEvent || (() => {});
       this.accept = options.accept || (() => false);
+      this.monitor = Boolean(options.monitor);
       this.runs = new Map();
       this.holding = new Map(); // run id -> live events held back while its history is fetched
       this.retrying = new Set(); // run ids whose cut-off catch-up is asked again soon
@@ -403,6 +412,10 @@
         run.seq = payload.seq;
       }
       REDUCE[name](run, payload);
+      if (MONITOR_EVENT_NAMES.includes(name)) {
+        if (this.monitor) this.onEvent(name, payload, run);
+        return;
+      }
       if (name === "run_created" || FINAL.has(run.status)) refreshStatus();
       if (FINAL.has(run.status)) this.live.unsubscribe({ run_id: run.run_id });
       this.onEvent(name, payload, run);

@@ -202,6 +202,85 @@
     if (atBottom) log.scrollTop = log.scrollHeight;
   }
 
+  // -- the logs panel: level filter, search, "hide noisy" (no debug lines, repeats folded) -------------
+
+  const LEVELS = ["debug", "info", "warning", "error"];
+  const logLines = state.logs.slice(); // every line, oldest first; the panel shows the ones the filters let through
+  const logForm = document.getElementById("log-filters");
+  const logList = document.getElementById("log-lines");
+  const logEmpty = document.querySelector('[data-field="logs_empty"]');
+  let lastShown = null; // the last line drawn, with its element: a repeat folds into it
+
+  function logFilter() {
+    const quiet = logForm.elements.quiet.checked;
+    return {
+      lowest: Math.max(LEVELS.indexOf(logForm.elements.level.value), quiet ? 1 : 0),
+      q: logForm.elements.q.value.trim().toLowerCase(),
+      quiet,
+    };
+  }
+
+  function passes(line, f) {
+    return LEVELS.indexOf(line.level) >= f.lowest && (!f.q || String(line.message).toLowerCase().includes(f.q));
+  }
+
+  function sameLine(a, b) {
+    return a && b && a.level === b.level && a.source === b.source && a.message === b.message;
+  }
+
+  function logItem(line) {
+    const time = line.time || line.ts;
+    return el("li", { dataset: { seq: String(line.seq), level: line.level, source: line.source } },
+      el("time", { datetime: new Date(time * 1000).toISOString() }, clock(time)), " ",
+      el("span", { className: "log-level", dataset: { level: line.level } }, line.level), " ",
+      el("span", { className: "log-source" }, line.source), " ",
+      el("span", { className: "log-text" }, line.message), " ",
+      el("span", { className: "log-count", hidden: true }, ""));
+  }
+
+  function setCount(shown) {
+    const badge = shown.item.querySelector(".log-count");
+    badge.hidden = shown.count < 2;
+    badge.textContent = `×${count(shown.count)}`;
+    shown.item.dataset.count = String(shown.count);
+  }
+
+  /** Draw one more line under the filters: folded into the last one when it repeats it and repeats fold. */
+  function showLine(line, f) {
+    if (!passes(line, f)) return;
+    if (f.quiet && lastShown && sameLine(lastShown.line, line)) {
+      lastShown.count += 1;
+      setCount(lastShown);
+      return;
+    }
+    lastShown = { line, item: logItem(line), count: 1 };
+    logList.append(lastShown.item);
+  }
+
+  function renderLogs() {
+    const f = logFilter();
+    lastShown = null;
+    logList.replaceChildren();
+    logLines.forEach((line) => showLine(line, f));
+    logEmpty.hidden = logList.children.length > 0;
+    logEmpty.textContent = logLines.length ? "No log lines match the filters." : "No log lines yet.";
+    logList.scrollTop = logList.scrollHeight;
+  }
+
+  function addLogLine(payload) {
+    if (logLines.length && payload.seq <= logLines[logLines.length - 1].seq) return;
+    const line = { seq: payload.seq, ts: payload.ts, time: payload.time, level: payload.level,
+      source: payload.source, message: payload.message, data: payload.data };
+    logLines.push(line);
+    const atBottom = logList.scrollHeight - logList.scrollTop - logList.clientHeight < 24;
+    showLine(line, logFilter());
+    logEmpty.hidden = logList.children.length > 0;
+    if (atBottom) logList.scrollTop = logList.scrollHeight;
+  }
+
+  logForm.addEventListener("input", renderLogs);
+  logForm.addEventListener("submit", (event) => event.preventDefault());
+
   // -- the header -------------------------------------------------------------------------------
 
   function setTime(field, ts) {
@@ -397,6 +476,11 @@
   let replaying = true;
 
   function onEvent(name, payload, run) {
+    if (name === "run_log") {
+      addLogLine(payload);
+      return;
+    }
+    if (name === "weights_update" || name === "training_stats") return; // the monitor page shows them
     if (name === "training_progress") {
       renderEpochProgress(payload);
       dom.setProgress(progressBox, run);
@@ -425,7 +509,7 @@
   }
 
   const live = lt.connect(); // the feed joins the run's room while the run is going
-  const feed = new lt.RunFeed(live, { onEvent });
+  const feed = new lt.RunFeed(live, { onEvent, monitor: true });
   // Replay the stored events (read after the run) through the feed: the chart fills, and the
   // feed learns the last `seq`, so after a reconnect it fetches exactly what came later.
   const run = feed.add(Object.assign({}, state.run, { last_seq: 0 }));
@@ -434,7 +518,10 @@
     feed.apply(run, name, payload);
   });
   if ((state.run.last_seq || 0) >= run.seq) Object.assign(run, state.run); // the server's word on every field
+  // the log lines came embedded too, and the monitor's samples are not this page's: both are read
+  run.seq = Math.max(run.seq, state.last_seq || 0);
   replaying = false;
+  renderLogs();
   renderHeader(run);
   log.querySelectorAll("time").forEach((time) => {
     time.textContent = clock(new Date(time.dateTime).getTime() / 1000);

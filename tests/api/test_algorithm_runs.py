@@ -239,7 +239,10 @@ def test_each_step_is_one_training_update(zoo, case):
 def test_what_was_pushed_is_what_was_stored(zoo, case):
     names = [name for name, _ in zoo.pushed[case.id]]
     steps = zoo.runs[case.id]["total_epochs"]
-    assert names == ["run_created", "training_started"] + ["training_update"] * steps + ["training_complete"]
+    # the run's log lines (run_log) come between them: queued, started, a line per step, completed
+    assert [n for n in names if n != "run_log"] == (["run_created", "training_started"] + ["training_update"] * steps
+                                                    + ["training_complete"])
+    assert names[-2] == "run_log" and names.count("run_log") >= steps + 3
     stored = [{k: v for k, v in event.items() if k != "event"} for event in zoo.stored[case.id]]
     assert stored == [payload for _, payload in zoo.pushed[case.id]]
     assert [event["event"] for event in zoo.stored[case.id]] == names

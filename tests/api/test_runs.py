@@ -195,13 +195,15 @@ def test_unknown_runs_are_404(client):
 def test_event_history_of_a_run(story, client):
     run_id = story["resumed"]["run_id"]
     events = client.get(f"/api/runs/{run_id}/events").get_json()["events"]
-    assert [e["event"] for e in events] == ["run_created", "training_started", "training_update",
-                                            "training_update", "training_complete"]
-    assert [e["seq"] for e in events] == [1, 2, 3, 4, 5]
+    # the run's log lines (run_log) are stored events too, between the others
+    lifecycle = [e for e in events if e["event"] != "run_log"]
+    assert [e["event"] for e in lifecycle] == ["run_created", "training_started", "training_update",
+                                               "training_update", "training_complete"]
+    assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
     assert all(e["run_id"] == run_id for e in events)
     assert events[0]["resumed_from"] == story["resumed"]["resumed_from"] == story["long_final"]["run_id"]
-    later = client.get(f"/api/runs/{run_id}/events?after_seq=4").get_json()["events"]
-    assert [e["event"] for e in later] == ["training_complete"]
+    later = client.get(f"/api/runs/{run_id}/events?after_seq={lifecycle[-2]['seq']}").get_json()["events"]
+    assert [e["event"] for e in later if e["event"] != "run_log"] == ["training_complete"]
 
 
 def test_metric_history_as_csv_matches_the_json(story, client):
@@ -242,6 +244,8 @@ def test_a_run_going_when_the_server_stops_is_interrupted_and_can_be_resumed(mak
     assert restarted.get(f"/api/networks/{network_id}").get_json()["status"] == "created"
     events = restarted.get(f"/api/runs/{run_id}/events").get_json()["events"]
     assert events[-1]["event"] == "training_interrupted"
+    # the last line of its log, just before
+    assert events[-2]["event"] == "run_log" and events[-2]["message"].startswith("interrupted: the server stopped")
     assert [e["event"] for e in events].count("training_interrupted") == 1  # close() did not repeat it
     assert events[-1]["checkpoint_epoch"] == run["checkpoint_epoch"]
 

@@ -301,6 +301,8 @@ class _InOrderClient(socketio.Client):
 
 TRAINING_EVENTS = {"training_started", "training_update", "training_progress", "training_complete",
                    "training_error", "training_cancelled", "training_interrupted"}
+# every event of a run that goes to its rooms: the above, its log lines and the monitor's samples
+RUN_ROOM_EVENTS = TRAINING_EVENTS | {"run_log", "weights_update", "training_stats"}
 
 
 class LiveClient:

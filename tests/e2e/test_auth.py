@@ -82,6 +82,7 @@ def _family_table(admin: Api) -> list[tuple[str, str, str, object, str]]:
         ("algorithms", "GET", "/api/algorithms", None, "read"),
         ("runs", "GET", "/api/runs", None, "read"),
         ("runs", "GET", f"/api/runs/{MISSING}/events", None, "read"),
+        ("runs", "GET", f"/api/runs/{MISSING}/logs", None, "read"),
         ("runs", "POST", f"/api/runs/{MISSING}/cancel", None, "write"),
         ("runs", "POST", f"/api/runs/{MISSING}/resume", None, "write"),
         ("tokens", "GET", "/api/tokens", None, "admin"),

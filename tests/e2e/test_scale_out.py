@@ -18,7 +18,7 @@ from tests.e2e.cluster import Cluster, redis_or_skip
 from tests.e2e.helpers import LONG_EPOCHS, LiveClient, free_port, wait_until
 
 STORED = {"run_created", "training_started", "training_update", "training_complete", "training_error",
-          "training_cancelled", "training_interrupted"}
+          "training_cancelled", "training_interrupted", "run_log", "weights_update", "training_stats"}
 
 
 @pytest.fixture(scope="module")

@@ -136,7 +136,10 @@ def test_a_completed_network_run_logs_every_epoch_once_and_links_its_network_and
     # the chart's events come without each step's matrices; the run's state is the API's
     state = _state(html)
     assert state["run"] == client.get(f"/api/runs/{run['run_id']}").get_json()
-    assert [e["seq"] for e in state["events"]] == list(range(1, run["last_seq"] + 1))
+    # every event of its life, and its log lines beside them: all the run's events, each once
+    assert sorted([e["seq"] for e in state["events"]] + [line["seq"] for line in state["logs"]]) == list(
+        range(1, run["last_seq"] + 1))
+    assert state["last_seq"] == run["last_seq"]
     assert state["held_out"] == "test" and state["labels"] == [str(i) for i in range(10)]
     assert re.search(r'data-action="rerun"\s*>Rerun', html), "a finished run can be rerun"
     assert re.search(r'data-action="stop-run" hidden', html)

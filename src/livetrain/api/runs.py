@@ -1,4 +1,4 @@
-"""Runs: list, get, cancel, resume, metric history (JSON and CSV)."""
+"""Runs: list, get, cancel, resume, metric history (JSON and CSV), stored events, structured logs."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import io
 from apiflask import APIBlueprint
 from flask import Response, current_app
 
-from livetrain.api.schemas import MetricsQuery, RowsIn, RunsQuery, TrainIn, present
+from livetrain.api.schemas import LogsQuery, MetricsQuery, RowsIn, RunsQuery, TrainIn, present
+from livetrain.services import run_logs
 from livetrain.store import Run
 
 bp = APIBlueprint("runs", __name__, url_prefix="/api/runs", tag="Runs")
@@ -116,6 +117,17 @@ def run_events(run_id: str, query):
     _svc().runs.get(run_id)
     events = _svc().store.list_events(run_id, after_seq=query["after_seq"])
     return {"run_id": run_id, "events": [{"event": e.type, **e.payload} for e in events]}
+
+
+@bp.get("/<run_id>/logs")
+@bp.input(LogsQuery, location="query", arg_name="query")
+def run_log(run_id: str, query):
+    """The run's log lines at or above `level`, matching `q`, repeats folded with `fold=true` (the last `limit`)."""
+    run = _svc().runs.get(run_id)
+    lines = run_logs.run_lines(_svc().store, run_id, level=query["level"], q=query["q"], source=query["source"],
+                               fold_repeats=query["fold"], after_seq=query["after_seq"])
+    return {"run_id": run.id, "status": run.status, "last_seq": run.last_seq, "total": len(lines),
+            "lines": lines[-query["limit"]:]}
 
 
 def _csv(run_id: str, rows: list[dict]) -> Response:

@@ -94,6 +94,11 @@ class TrainIn(Loose):
     queue = fields.String(load_default=None, metadata={
         "description": "the Celery queue of the workers to run it (e.g. gpu); default: the run it continues or "
                        "repeats, else LIVETRAIN_DEFAULT_QUEUE"})
+    monitor = Flag(load_default=None, metadata={
+        "description": "sample weights and gradients while training (weights_update, training_stats); "
+                       "default true for a network of layers"})
+    monitor_every = WholeNumber(load_default=None, validate=Range(min=1, max=1_000_000), metadata={
+        "description": "sample every N steps; default: by time, at most 4 a second"})
 
 
 class ExperimentIn(Loose):
@@ -215,3 +220,17 @@ class PolicyIn(Loose):
     learning_rate = fields.Raw(load_default=None)
     batch_size = fields.Raw(load_default=None)
     train = fields.Dict(load_default=None)
+
+
+class LogsQuery(Loose):
+    level = fields.String(load_default="debug", validate=OneOf(["debug", "info", "warning", "error"]),
+                          metadata={"description": "lines at or above this level"})
+    q = fields.String(load_default=None, validate=Length(max=200),
+                      metadata={"description": "only lines whose message contains this text (any case)"})
+    source = fields.String(load_default=None, validate=OneOf(["server", "worker", "trainer", "monitor"]))
+    # a query string's true / false (Flag takes only JSON booleans)
+    fold = fields.Boolean(load_default=False, metadata={"description": "fold repeated consecutive lines into one "
+                                                                       "with count"})
+    after_seq = fields.Integer(load_default=0, validate=Range(min=0, max=MAX_INDEX))
+    limit = fields.Integer(load_default=1000, validate=Range(min=1, max=10000),
+                           metadata={"description": "at most this many lines, the last ones"})

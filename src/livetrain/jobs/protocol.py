@@ -269,6 +269,45 @@ class Interrupted(Wire):
 
 
 @dataclass
+class WeightsUpdate(Wire):
+    """The monitor sampled the network's layers (`livetrain.training.monitor`): per-layer weight and
+    gradient statistics, histograms on some samples, update ratios, activation health."""
+
+    type: ClassVar[str] = "weights"
+    step: int
+    epoch: int
+    layers: list[dict[str, Any]]
+    activations: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class TrainingStats(Wire):
+    """The run as a whole at a monitored step: global gradient norm, learning rate, the batch's loss,
+    and warnings (exploding or vanishing gradients)."""
+
+    type: ClassVar[str] = "training_stats"
+    step: int
+    epoch: int
+    grad_norm: float | None
+    learning_rate: float | None
+    loss: float | None
+    warnings: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class LogLine(Wire):
+    """A line of the run's log written by the worker (`source`: worker, trainer, monitor); `time` is
+    when it happened, on the worker's clock."""
+
+    type: ClassVar[str] = "log"
+    level: str
+    message: str
+    source: str = "worker"
+    time: float = 0.0
+    data: dict[str, Any] | None = None
+
+
+@dataclass
 class StageReached(Wire):
     """A prepare job reached a stage (reading, preparing, storing)."""
 
@@ -295,7 +334,8 @@ class Refused(Wire):
     detail: dict[str, Any] | None = None
 
 
-RunReport = Started | Progress | Epoch | Step | Completed | Cancelled | Failed | Interrupted
+RunReport = (Started | Progress | Epoch | Step | WeightsUpdate | TrainingStats | LogLine | Completed | Cancelled
+             | Failed | Interrupted)
 ENDINGS = (Completed, Cancelled, Failed, Interrupted)
 
 

@@ -27,6 +27,7 @@ from livetrain.jobs.protocol import (
     Epoch,
     Exit,
     Failed,
+    LogLine,
     NetworkJob,
     Prepared,
     PrepareJob,
@@ -38,6 +39,8 @@ from livetrain.jobs.protocol import (
     StageReached,
     Started,
     Step,
+    TrainingStats,
+    WeightsUpdate,
     Wire,
     decode,
     recv_message,
@@ -58,7 +61,8 @@ class Channel:
 
 
 class JobCallbacks:
-    """Turns trainer callbacks into checkpoint files and messages to the server."""
+    """Turns trainer callbacks into checkpoint files and messages to the server; also the monitor's
+    sink (`livetrain.training.monitor.MonitorSink`): its samples and log lines go the same way."""
 
     def __init__(self, channel: Channel, job: NetworkJob, cancel: threading.Event, store, held_out_split: str) -> None:
         self.channel = channel
@@ -67,6 +71,16 @@ class JobCallbacks:
         self.cancel = cancel
         self.store = store
         self.checkpoints: list[str] = []
+        self.monitor = None  # the run's Monitor, whose epoch this moves
+
+    def on_weights(self, update: dict[str, Any]) -> None:
+        self.channel.send(WeightsUpdate(**update))
+
+    def on_stats(self, stats: dict[str, Any]) -> None:
+        self.channel.send(TrainingStats(**stats))
+
+    def on_log(self, level: str, message: str, source: str = "monitor", data: dict[str, Any] | None = None) -> None:
+        self.channel.send(LogLine(level=level, message=message, source=source, time=time.time(), data=data))
 
     def should_stop(self) -> bool:
         return self.cancel.is_set()
@@ -84,6 +98,8 @@ class JobCallbacks:
         self.checkpoints.append(relpath)
         while len(self.checkpoints) > self.job.keep_checkpoints:
             self.store.delete(self.checkpoints.pop(0))
+        if self.monitor is not None:
+            self.monitor.epoch = result.epoch + 1
         self.channel.send(Epoch(
             held_out_split=self.held_out_split,
             epoch=result.epoch,
@@ -98,6 +114,8 @@ class JobCallbacks:
             extra={k: _finite(v) for k, v in result.extra.items()},
             checkpoint={"path": ref.path, "sha256": ref.sha256, "epoch": result.epoch},
         ))
+        self.on_log("debug", f"checkpoint of epoch {result.epoch} written ({len(buffer.getbuffer()) / 1e6:.2f} MB)",
+                    "worker")
 
 
 def _finite(value: float | None) -> float | None:
@@ -223,6 +241,7 @@ def run_network_job(channel: Channel, job: NetworkJob, cancel: threading.Event) 
                          n_train=len(data.X_train), n_val=len(data.X_val) if data.has_val else 0,
                          n_test=len(data.X_test), device=describe(engine.device)))
     callbacks = JobCallbacks(channel, job, cancel, store, "val" if data.has_val else "test")
+    start_monitor(engine, model, hp, callbacks, start_epoch, job.torch_threads)
     outcome = train(model, spec, hp, data, callbacks, start_epoch=start_epoch,
                     progress_interval=job.progress_interval, engine=engine)
     if outcome.stopped:
@@ -245,6 +264,26 @@ def run_network_job(channel: Channel, job: NetworkJob, cancel: threading.Event) 
         weights={"path": weights.path, "sha256": weights.sha256},
         examples={"path": examples.path, "sha256": examples.sha256},
     ))
+
+
+def start_monitor(engine, model, hp, callbacks: JobCallbacks, start_epoch: int, threads: int) -> None:
+    """Give the engine the run's monitor when the run wants one (`livetrain.training.monitor`), and say
+    in the run's log what trains where."""
+    from livetrain.training.model import parameter_count
+    from livetrain.training.monitor import Monitor, MonitorOptions
+
+    options = MonitorOptions.from_dict(hp.extra.get("monitor"))
+    callbacks.on_log("debug", f"model: {parameter_count(model):,} parameters; {threads} torch "
+                              f"thread{'' if threads == 1 else 's'}; device {engine.device}", "worker")
+    if not options.enabled or not hasattr(engine, "monitor"):
+        callbacks.on_log("debug", "monitor: off", "monitor")
+        return
+    monitor = Monitor(callbacks, every=options.every, model=model)
+    monitor.epoch = start_epoch + 1
+    engine.monitor = callbacks.monitor = monitor
+    rate = (f"every {options.every} step{'' if options.every == 1 else 's'}" if options.every
+            else f"at most every {monitor.min_interval:g} s")
+    callbacks.on_log("debug", f"monitor: on, sampling the layers {rate}", "monitor")
 
 
 def network_final_metrics(engine, spec, data) -> dict[str, Any]:

@@ -24,11 +24,15 @@ from livetrain.jobs.protocol import (
     Epoch,
     Failed,
     Interrupted,
+    LogLine,
     Progress,
     RunReport,
     Started,
     Step,
+    TrainingStats,
+    WeightsUpdate,
 )
+from livetrain.services import run_logs
 from livetrain.store import NetworkVersion, Run, RunEvent, RunStatus
 from livetrain.store.entities import NETWORK_ALGORITHM
 
@@ -37,7 +41,10 @@ log = logging.getLogger(__name__)
 # what a worker's report does to a run, by message class
 _HANDLERS = {Started: "_on_started", Progress: "_on_progress", Epoch: "_on_epoch", Step: "_on_step",
              Completed: "_on_completed", Failed: "_on_failed", Cancelled: "_on_cancelled",
-             Interrupted: "_on_interrupted"}
+             Interrupted: "_on_interrupted", WeightsUpdate: "_on_weights", TrainingStats: "_on_training_stats",
+             LogLine: "_on_log"}
+# reports that need only what a run never changes (its ids, its epoch span): the run is not reloaded
+_LIGHT = (Progress, WeightsUpdate, TrainingStats, LogLine)
 
 
 class RunReporter:
@@ -84,9 +91,9 @@ class RunReporter:
 
     def on_message(self, run_id: str, message: RunReport) -> None:
         """Handle one report of a run (from the runner's orchestration task)."""
-        run = self._running.get(run_id) if isinstance(message, Progress) else None
+        run = self._running.get(run_id) if isinstance(message, _LIGHT) else None
         if run is None:
-            # progress needs only what a run never changes (ids, epoch span): the others reload
+            # progress and the monitor's reports need only what a run never changes: the others reload
             run = self.store.get_run(run_id)
             if run is None:
                 return
@@ -97,11 +104,34 @@ class RunReporter:
             return
         getattr(self, handler)(run, message)
 
+    def log(self, run: Run, level: str, message: str, source: str = "server", data: dict[str, Any] | None = None,
+            at: float | None = None) -> dict | None:
+        """Store then emit one line of a run's log (`run_log`; `at`: when it happened, default now)."""
+        return self.report(run, events.RUN_LOG, run_logs.line(level, message, source, at or time.time(), data))
+
     def _on_started(self, run: Run, msg: Started) -> None:
         self.report(run, events.TRAINING_STARTED, events.training_started(run, msg, self.worker),
                     {"status": RunStatus.RUNNING.value, "started_at": time.time(), "worker_pid": msg.pid,
                      "device": msg.device, "worker": self.worker})
         self.metrics.runs.labels("running").inc()
+        unit = "epoch" if run.algorithm == NETWORK_ALGORITHM else "step"
+        count = run.total_epochs - run.start_epoch
+        held = f"{msg.n_val:,} validation" if msg.n_val else f"{msg.n_test:,} test"
+        self.log(run, "info", f"started on {self.worker or 'a local worker'} (pid {msg.pid}, {msg.device}): "
+                              f"{count} {unit}{'' if count == 1 else 's'} on {msg.n_train:,} training rows, "
+                              f"scored on {held} rows", "worker")
+
+    def _on_weights(self, run: Run, msg: WeightsUpdate) -> None:
+        self.report(run, events.WEIGHTS_UPDATE, events.weights_update(msg))
+
+    def _on_training_stats(self, run: Run, msg: TrainingStats) -> None:
+        self.report(run, events.TRAINING_STATS, events.training_stats(msg))
+
+    def _on_log(self, run: Run, msg: LogLine) -> None:
+        try:
+            self.log(run, msg.level, msg.message, msg.source, msg.data, msg.time or None)
+        except ValueError:
+            log.warning("run %s: a worker log line with an unknown level or source: %r", run.id, msg)
 
     def _on_progress(self, run: Run, msg: Progress) -> None:
         self.report(run, events.TRAINING_PROGRESS, events.training_progress(run, msg))
@@ -122,6 +152,7 @@ class RunReporter:
             "checkpoint_epoch": checkpoint["epoch"],
         })
         self.metrics.epochs.inc()
+        self.log(run, "info", epoch_line(msg), "trainer")
 
     def _on_step(self, run: Run, msg: Step) -> None:
         """One step of a scikit-learn run (trees grown, rows added, an MLP epoch): stored, then emitted."""
@@ -134,6 +165,7 @@ class RunReporter:
             "metrics": fields["metrics"],
         })
         self.metrics.steps.inc()
+        self.log(run, "info", step_line(msg, fields), "trainer")
 
     def _on_completed(self, run: Run, msg: Completed) -> None:
         if not RunStatus(run.status).active:  # ended meanwhile (taken for lost): its end is recorded
@@ -166,6 +198,9 @@ class RunReporter:
                 ),
                 {"current_version": version_number, "accuracy": msg.accuracy, "status": "trained"},
             )
+        # the last line of its log first: once a run has ended, its whole log is stored
+        score = f"accuracy {msg.accuracy:.1%}" if msg.accuracy is not None else _loss_text(msg.val_loss, "loss")
+        self.log(run, "info", f"completed: {score}" + (f", version {version_number}" if version_number else ""))
         self.report(run, events.TRAINING_COMPLETE, events.training_complete(
             run, final, accuracy=msg.accuracy, val_loss=msg.val_loss, train_loss=msg.train_loss,
             version=version_number,
@@ -180,6 +215,11 @@ class RunReporter:
         final = msg.final
         # `accuracy` is held-out accuracy, as for networks: validation when the dataset has it, else test
         held_out = final.get("val") or final.get("test", {})
+        for warning in msg.warnings:
+            self.log(run, "warning", warning, "trainer")
+        accuracy = held_out.get("accuracy")
+        self.log(run, "info", "completed: " + (f"accuracy {accuracy:.1%}" if accuracy is not None
+                                               else _loss_text(held_out.get("r2"), "r2")))
         self.report(run, events.TRAINING_COMPLETE, events.training_complete(
             run, final, accuracy=held_out.get("accuracy"), feature_importances=msg.importances,
             warnings=msg.warnings,
@@ -201,10 +241,15 @@ class RunReporter:
             self.store.update_network(network.id, status="trained" if network.trained else "created")
 
     def _end(self, run: Run, event: str, fields: dict[str, Any], status: RunStatus, expect_status: str,
-             **values: Any) -> bool:
+             line: tuple[str, str], **values: Any) -> bool:
         """Record a run's end unless another node recorded one first (guarded by `expect_status`:
         a node may end a queued run while the node that queued it cancels it too, and several nodes
-        may find the same dead worker at once); False when it had."""
+        may find the same dead worker at once); False when it had. `line`: (level, message) of its log,
+        written first: once a run has ended, every line of its log is stored."""
+        if expect_status is not None and self._status_now(run.id) != expect_status:
+            self._drop(run.id)
+            return False
+        self.log(run, *line)
         if self.report(run, event, fields, {"status": status.value, "finished_at": time.time(), **values},
                        expect_status=expect_status) is None:
             return False
@@ -214,23 +259,28 @@ class RunReporter:
         self._ended(run.id)
         return True
 
+    def _status_now(self, run_id: str) -> str | None:
+        run = self.store.get_run(run_id)
+        return run.status if run is not None else None
+
     def _on_failed(self, run: Run, msg: Failed) -> None:
         if msg.traceback:
             log.error("run %s failed:\n%s", run.id, msg.traceback)
         self._end(run, events.TRAINING_ERROR, events.training_error(msg.error), RunStatus.FAILED, run.status,
-                  error=msg.error)
+                  ("error", f"failed: {msg.error}"), error=msg.error)
 
     def _on_cancelled(self, run: Run, msg: Cancelled) -> None:
-        self._end(run, events.TRAINING_CANCELLED, events.training_cancelled(run), RunStatus.CANCELLED, run.status)
+        self._end(run, events.TRAINING_CANCELLED, events.training_cancelled(run), RunStatus.CANCELLED, run.status,
+                  ("info", cancelled_line(run)))
 
     def _on_interrupted(self, run: Run, msg: Interrupted) -> None:
         self._end(run, events.TRAINING_INTERRUPTED, events.training_interrupted(run, msg.error),
-                  RunStatus.INTERRUPTED, run.status, error=msg.error)
+                  RunStatus.INTERRUPTED, run.status, ("error", f"interrupted: {msg.error}"), error=msg.error)
 
     def cancel_queued(self, run: Run) -> bool:
         """End a run that no worker has taken yet; False if one took it (or it ended) meanwhile."""
         return self._end(run, events.TRAINING_CANCELLED, events.training_cancelled(run), RunStatus.CANCELLED,
-                         RunStatus.QUEUED.value)
+                         RunStatus.QUEUED.value, ("info", "cancelled before it started"))
 
     def _drop(self, run_id: str) -> None:
         with self._lock:
@@ -252,3 +302,44 @@ class RunReporter:
             elif run.version is None:  # checkpoints of a run that made no version
                 self.artifacts.delete(f"networks/{run.network_id}/runs/{run.id}")
         return self.store.delete_runs([r.id for r in runs])
+
+
+# -- log lines of a run's life -------------------------------------------------------------------
+
+def _loss_text(value: float | None, name: str) -> str:
+    return f"{name} {value:.4g}" if value is not None else f"no {name}"
+
+
+def epoch_line(msg: Epoch) -> str:
+    """An epoch's summary: "epoch 3/10: loss 0.3121, val loss 0.2950, accuracy 91.2% (1.3 s)"."""
+    parts = [f"epoch {msg.epoch}/{msg.total_epochs}:"]
+    scores = []
+    if msg.train_loss is not None:
+        scores.append(f"loss {msg.train_loss:.4g}")
+    if msg.val_loss is not None:
+        scores.append(f"{msg.held_out_split} loss {msg.val_loss:.4g}")
+    if msg.accuracy is not None:
+        scores.append(f"accuracy {msg.accuracy:.1%}")
+    elif msg.extra.get("r2") is not None:
+        scores.append(f"r2 {msg.extra['r2']:.4g}")
+    parts.append(", ".join(scores) or "no scores")
+    parts.append(f"({msg.elapsed_time:.1f} s)")
+    return " ".join(parts)
+
+
+def step_line(msg: Step, fields: dict[str, Any]) -> str:
+    """A scikit-learn step's summary: "step 2/10 (40 trees): accuracy 93.1%"."""
+    size = f" ({msg.size:,} {msg.size_label})" if msg.size_label not in (None, "epoch") else ""
+    score = (f"accuracy {fields['accuracy']:.1%}" if fields.get("accuracy") is not None
+             else _loss_text(msg.held_out.get("r2"), "r2"))
+    return f"step {msg.step}/{msg.total_steps}{size}: {score} ({msg.elapsed_time:.1f} s)"
+
+
+def cancelled_line(run: Run) -> str:
+    """What a stopped run kept."""
+    unit = "epoch" if run.algorithm == NETWORK_ALGORITHM else "step"
+    done = max(0, (run.epochs_done or 0) - (run.start_epoch or 0))
+    text = f"cancelled after {done} {unit}{'' if done == 1 else 's'}"
+    if run.checkpoint_epoch is not None and run.algorithm == NETWORK_ALGORITHM:
+        text += f", checkpoint at epoch {run.checkpoint_epoch}"
+    return text

@@ -344,6 +344,12 @@ class RunService:
         self.reporter.metrics.runs.labels("queued").inc()
         # a resource event (every client hears of a new run), and the first of the run's history
         payload = self.reporter.report(run, events.RUN_CREATED, events.run_created(run), to_everyone=True)
+        unit = "epoch" if run.algorithm == NETWORK_ALGORITHM else "step"
+        count = run.total_epochs - run.start_epoch
+        text = f"queued: {count} {unit}{'' if count == 1 else 's'}"
+        if run.resumed_from:
+            text += f", continuing run {run.resumed_from} from epoch {run.start_epoch}"
+        payload = self.reporter.log(run, "info", text) or payload
         run.last_seq = payload["seq"]  # the answer to the request shows what is stored
 
     def cancel(self, run_id: str) -> Run:

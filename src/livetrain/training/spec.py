@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from livetrain.errors import ValidationError
+from livetrain.training.monitor_options import parse_monitor_options
 
 LOSSES = ("cross_entropy", "mse")
 OPTIMIZERS = ("sgd", "adam", "adamw")
@@ -401,4 +402,5 @@ def parse_hyperparams(body: dict[str, Any], spec: NetworkSpec, *, max_epochs: in
         hp.momentum = _number(body.get("momentum", default_momentum), "momentum", kind=float, low=0.0, high=0.999)
         hp.weight_decay = _number(body.get("weight_decay", spec.weight_decay), "weight_decay",
                                   kind=float, low=0.0, high=1.0)
+    hp.extra["monitor"] = parse_monitor_options(body, not nielsen).to_dict()  # issue 11: the training monitor
     return hp

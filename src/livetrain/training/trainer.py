@@ -253,6 +253,10 @@ class TorchEngine(Engine):
             self.optimizer = torch.optim.AdamW(params, lr=hp.learning_rate, weight_decay=hp.weight_decay, foreach=True)
         if optimizer_state:  # saved on any device: load_state_dict moves it to the parameters'
             self.optimizer.load_state_dict(optimizer_state)
+        # MONITOR HOOKS (issue 11, monitor branch; the controls branch owns the final form): an optional
+        # livetrain.training.monitor.Monitor and the run's global step counter
+        self.monitor = None
+        self.global_step = 0
         self.criterion = self._criterion()
 
     @property
@@ -287,11 +291,19 @@ class TorchEngine(Engine):
         loss_sum = 0.0
         bounds = batch_bounds(len(X), self.hp.batch_size)
         n_batches = len(bounds)
+        monitor = self.monitor
         for b, (lo, hi) in enumerate(bounds):
+            step = self.global_step  # MONITOR HOOKS (issue 11): these lines and the two `if due` below
+            due = monitor is not None and monitor.due(step)
+            self.global_step += 1
             self.optimizer.zero_grad(set_to_none=True)
             loss = self.criterion(self.model(X[lo:hi]), y[lo:hi])
             loss.backward()
+            if due:
+                monitor.after_backward(self.model, step, loss=loss)
             self.optimizer.step()
+            if due:
+                monitor.after_step(self.model, self.optimizer, step, self.optimizer.param_groups[0]["lr"])
             loss_sum += loss.item() * (hi - lo)
             if on_batch(b, n_batches, loss_sum, hi):
                 break

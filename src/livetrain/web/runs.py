@@ -9,6 +9,8 @@ from typing import Any
 
 from flask import render_template, request
 
+from livetrain import events as event_names
+from livetrain.services import run_logs
 from livetrain.store import Dataset
 from livetrain.store.entities import NETWORK_ALGORITHM, RunStatus
 from livetrain.web import bp, page_of, svc
@@ -33,6 +35,10 @@ def runs_page():
 
 # -- one run ----------------------------------------------------------------------------------
 
+# the events of a run's life: what the run page's chart and event log show
+LIFECYCLE_EVENTS = sorted(event_names.STORED_EVENTS - {event_names.WEIGHTS_UPDATE, event_names.TRAINING_STATS,
+                                                       event_names.RUN_LOG})
+
 SPLITS = ("train", "val", "test")
 SPLIT_NAMES = {"train": "train", "val": "validation", "test": "test"}
 # The final metrics table's rows, in this order (docs/api.md#leaderboard); `n` is the split's size.
@@ -51,8 +57,10 @@ def run_page(run_id: str):
     livetrain = svc()
     store = livetrain.store
     run = livetrain.runs.describe(run_id)
-    # read after the run, so the events reach at least as far as the run's state (the script checks `seq`)
-    events = [{"event": e.type, **e.payload} for e in store.list_events(run_id)]
+    # read after the run, so the events reach at least as far as the run's state (the script checks `seq`);
+    # the monitor's samples are on the monitor page, the log lines in their own panel
+    events = [{"event": e.type, **e.payload} for e in store.list_events(run_id, types=LIFECYCLE_EVENTS)]
+    lines = run_logs.stored_lines(store, run_id)
     dataset = store.get_dataset(run["dataset_id"])
     experiment = store.get_experiment(run["experiment_id"]) if run["experiment_id"] else None
     held_out = held_out_split(run, dataset, events)
@@ -66,7 +74,10 @@ def run_page(run_id: str):
         held_out=held_out,
         results=results(run, labels),
         model=model_file(run),
-        page_state=script_state(run, events, labels, held_out, dataset.task if dataset else task_of(run)),
+        page_state={**script_state(run, events, labels, held_out, dataset.task if dataset else task_of(run)),
+                    "logs": lines, "last_seq": max([run["last_seq"], *(e["seq"] for e in events),
+                                                    *(line["seq"] for line in lines)])},
+        log_lines=lines, log_levels=run_logs.LEVELS,
         fmt={"number": js_number, "percent": js_percent, "count": count, "duration": duration},
         split_names=SPLIT_NAMES, metric_labels=METRIC_LABELS, importances_shown=IMPORTANCES_SHOWN,
     )
@@ -289,3 +300,51 @@ def final_score(e: dict[str, Any]) -> str:
     if held.get("r2") is not None:
         return f"r2 {js_number(held['r2'])}"
     return "no held-out score"
+
+
+# -- the monitor page -----------------------------------------------------------------------------
+
+MONITOR_SAMPLES = 400  # samples of the monitor's history a page starts from; later ones arrive live
+MONITOR_EVENTS = [event_names.WEIGHTS_UPDATE, event_names.TRAINING_STATS, event_names.TRAINING_UPDATE]
+
+
+@bp.get("/runs/<run_id>/monitor")
+def monitor_page(run_id: str):
+    """One run's insides while it trains: a row per layer, gradient norms, the learning rate, per-head metrics."""
+    livetrain = svc()
+    run = livetrain.runs.describe(run_id)
+    stored = livetrain.store.list_events(run_id, types=MONITOR_EVENTS)
+    return render_template("monitor.html", run=run, page_state=monitor_state(run, stored))
+
+
+def thin(items: list[Any], keep: int) -> list[Any]:
+    """At most `keep` items, evenly spread, always with the last one."""
+    if len(items) <= keep:
+        return items
+    stride = len(items) / (keep - 1)
+    return [items[int(k * stride)] for k in range(keep - 1)] + [items[-1]]
+
+
+def monitor_state(run: dict[str, Any], stored: list) -> dict[str, Any]:
+    """What static/js/monitor.js starts from: the run, the monitor's history (thinned, histograms only in
+    the latest sample that has them), the epoch updates, and the last `seq` it reflects."""
+    weights = [e for e in stored if e.type == event_names.WEIGHTS_UPDATE]
+    histograms: dict[str, dict[str, Any]] = {}
+    for e in weights:  # each layer's newest histograms
+        for layer in e.payload.get("layers", []):
+            if layer.get("weight_hist") or layer.get("grad_hist"):
+                histograms[layer["name"]] = {"step": e.payload["step"], "weight_hist": layer.get("weight_hist"),
+                                             "grad_hist": layer.get("grad_hist")}
+    samples = [{"seq": e.seq, "step": e.payload["step"], "epoch": e.payload["epoch"],
+                "activations": e.payload.get("activations", []),
+                "layers": [{k: v for k, v in layer.items() if not k.endswith("_hist")}
+                           for layer in e.payload.get("layers", [])]}
+               for e in thin(weights, MONITOR_SAMPLES)]
+    all_stats = [e for e in stored if e.type == event_names.TRAINING_STATS]
+    stats = [{"seq": e.seq, **{k: e.payload.get(k) for k in ("step", "epoch", "grad_norm", "learning_rate", "loss",
+                                                              "warnings")}}
+             for e in thin(all_stats, MONITOR_SAMPLES)]
+    updates = [{"event": "training_update", **e.payload} for e in stored if e.type == event_names.TRAINING_UPDATE]
+    return {"run": run, "samples": samples, "histograms": histograms, "stats": stats, "updates": updates,
+            "warned": sum(1 for e in all_stats if e.payload.get("warnings")),
+            "last_seq": max([run["last_seq"], *(e.seq for e in stored)])}
