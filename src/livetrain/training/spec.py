@@ -339,8 +339,8 @@ def parse_lr_schedule(raw: Any, *, epochs: int) -> dict[str, Any] | None:
         out["gamma"] = number("gamma", 0.1, kind=float, low=0.0, high=1.0, low_open=True)
     elif kind == "exponential":
         if raw.get("gamma") is None:
-            raise ValidationError(f"{name}.gamma is required for an exponential schedule (e.g. 0.95: 5% lower each epoch)",
-                                  detail={"field": f"{name}.gamma"})
+            raise ValidationError(f"{name}.gamma is required for an exponential schedule "
+                                  "(e.g. 0.95: 5% lower each epoch)", detail={"field": f"{name}.gamma"})
         out["gamma"] = number("gamma", None, kind=float, low=0.0, high=1.0, low_open=True)
     elif kind == "cosine":
         out["t_max"] = number("t_max", epochs, kind=int, low=1, high=1_000_000)
