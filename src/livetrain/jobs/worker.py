@@ -246,11 +246,11 @@ def run_network_job(channel: Channel, job: NetworkJob, cancel: threading.Event, 
     import torch
 
     from livetrain.store.artifacts import ArtifactStore
-    from livetrain.training.device import describe, resolve_device, to_cpu
+    from livetrain.training.device import describe, resolve_device
     from livetrain.training.examples import collect_examples
     from livetrain.training.model import build_model
     from livetrain.training.spec import HyperParams, NetworkSpec
-    from livetrain.training.trainer import make_engine, train
+    from livetrain.training.trainer import make_engine, plain_state_dict, train
 
     budget.apply()
     store = ArtifactStore(Path(job.models_dir))
@@ -281,7 +281,7 @@ def run_network_job(channel: Channel, job: NetworkJob, cancel: threading.Event, 
         return
     buffer = io.BytesIO()
     # CPU tensors: the downloaded weights load on any machine, GPU or not
-    torch.save({"state_dict": to_cpu(model.state_dict()), "architecture": spec.to_dict(),
+    torch.save({"state_dict": plain_state_dict(model), "architecture": spec.to_dict(),
                 "dataset_id": job.dataset_id}, buffer)
     weights = store.write_bytes(f"{job.artifact_dir}/weights.pt", buffer.getvalue())
     examples = store.write_bytes(f"{job.artifact_dir}/examples.json",

