@@ -53,6 +53,7 @@ class Settings:
     heartbeat_interval: float = 5.0  # seconds between a server's "still alive" marks in the database
     worker_nice: int = 5  # workers yield the CPU to the server, so requests stay fast under load
     training_threads: int | None = None  # torch threads the runs in progress share; unset: every core
+    adapt_threads: bool = True  # a run uses fewer threads while other processes keep the cores busy
     # scale-out (docs/architecture.md, "Scale-out"): all empty on the embedded default
     runner: str = "local"  # "local": this server's worker processes; "celery": Celery workers anywhere
     broker_url: str = ""  # the Celery broker (redis://...), with runner=celery

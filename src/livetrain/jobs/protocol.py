@@ -103,6 +103,7 @@ class RunJob(Wire):
     artifact_dir: str
     torch_threads: int
     device: str = "cpu"
+    adapt_threads: bool = True  # use fewer threads while other processes keep cores busy
 
 
 @dataclass

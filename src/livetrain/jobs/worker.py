@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import math
 import os
 import queue
 import socket
@@ -59,23 +60,104 @@ class Channel:
             send_message(self.sock, message.to_wire())
 
 
-class ThreadBudget:
-    """How many torch threads this worker's run may use: the reader thread sets `wanted` (from the
-    job, then from each `threads` message, in the order they came); the training thread applies it
-    between two mini-batches, since torch's thread count belongs to the thread that computes."""
+def _cores() -> int:
+    """The cores this process may run on."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
 
-    def __init__(self) -> None:
+
+class OthersLoad:
+    """How many cores the processes other than this one keep busy, from /proc/stat (Linux), between
+    two looks; None where there is no /proc/stat."""
+
+    def __init__(self, cores: int) -> None:
+        self.cores = cores
+        self._last: tuple[float, float, float, float] | None = None
+
+    @staticmethod
+    def _sample() -> tuple[float, float, float, float] | None:
+        try:
+            with open("/proc/stat", "rb") as fh:
+                fields = [int(x) for x in fh.readline().split()[1:]]
+        except (OSError, ValueError):
+            return None
+        idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+        own = os.times()
+        return float(sum(fields)), float(idle), own.user + own.system, time.monotonic()
+
+    def busy_cores(self) -> float | None:
+        """Cores the others used since the last call (None on the first call or without /proc)."""
+        now = self._sample()
+        last, self._last = self._last, now
+        if now is None or last is None or now[0] <= last[0] or now[3] <= last[3]:
+            return None
+        busy_all = (1.0 - (now[1] - last[1]) / (now[0] - last[0])) * self.cores
+        ours = (now[2] - last[2]) / (now[3] - last[3])
+        return max(0.0, busy_all - ours)
+
+
+def free_threads(cores: int, others_busy: float) -> int:
+    """Threads worth using when other processes keep `others_busy` cores busy: a core counts as free
+    only if the others use less than 0.4 of it. Two OpenMP threads on a core someone else wants wait
+    on each other at every parallel step (a 2-thread epoch measured 5-20x slower than 1 thread on a
+    busy machine), so this errs towards fewer threads."""
+    return max(1, min(cores, math.floor(cores - others_busy + 0.4)))
+
+
+class ThreadBudget:
+    """How many torch threads this worker's run uses.
+
+    The reader thread sets `wanted`, the run's share of the cores (from the job, then from each
+    `threads` message, in the order they came). With `adapt`, the training thread also looks about
+    once a second at how busy the machine is with other processes and uses fewer threads while
+    they would have to share cores with them. The training thread applies the count between two
+    mini-batches, since torch's thread count belongs to the thread that computes.
+    """
+
+    LOOK_EVERY = 1.0  # seconds between two looks at the machine's load
+
+    def __init__(self, cores: int | None = None) -> None:
         self.wanted = 1
         self.applied = 0
+        self.adapt = True
+        self.cores = cores or _cores()
+        self.free: int | None = None  # threads the other processes leave room for, when last looked
+        self._load = OthersLoad(self.cores)
+        self._next_look = 0.0
+
+    def start(self, adapt: bool) -> None:
+        """A new run: forget the last run's look at the load."""
+        self.adapt, self.free, self._next_look = adapt, None, 0.0
+        self._load = OthersLoad(self.cores)
+        self.apply()
+
+    def check(self) -> None:
+        """Between two mini-batches: one clock read unless a look is due or the share changed."""
+        if self.adapt:
+            now = time.monotonic()
+            if now >= self._next_look:
+                self._next_look = now + self.LOOK_EVERY
+                others = self._load.busy_cores()
+                if others is not None:
+                    self.free = free_threads(self.cores, others)
+        if self.target != self.applied:
+            self.apply()
+
+    @property
+    def target(self) -> int:
+        """The thread count to use now."""
+        wanted = max(1, self.wanted)
+        return min(wanted, self.free) if self.adapt and self.free is not None else wanted
 
     def apply(self) -> None:
-        """Use the wanted count now if it changed (cheap when it did not: one comparison)."""
-        wanted = self.wanted
-        if wanted != self.applied:
-            import torch
+        """Use the target count now."""
+        import torch
 
-            torch.set_num_threads(wanted)
-            self.applied = wanted
+        target = self.target
+        if target != self.applied:
+            torch.set_num_threads(target)
+            self.applied = target
 
 
 class JobCallbacks:
@@ -95,8 +177,7 @@ class JobCallbacks:
 
     def should_stop(self) -> bool:
         """Asked between every two mini-batches: also where a new share of the cores takes effect."""
-        if self.budget.wanted != self.budget.applied:
-            self.budget.apply()
+        self.budget.check()
         return self.cancel.is_set()
 
     def on_progress(self, epoch: int, batch: int, n_batches: int, train_loss: float, learning_rate: float) -> None:
@@ -166,6 +247,7 @@ def run_job(channel: Channel, job: RunJob, cancel: threading.Event, budget: Thre
     if budget is None:
         budget = ThreadBudget()
         budget.wanted = job.torch_threads
+    budget.start(job.adapt_threads)
     if isinstance(job, SklearnJob):
         run_sklearn_job(channel, job, cancel, budget)
     else:
@@ -218,7 +300,6 @@ def run_sklearn_job(channel: Channel, job: SklearnJob, cancel: threading.Event, 
     from livetrain.store.artifacts import ArtifactStore
     from livetrain.training.estimators import train_estimator
 
-    budget.apply()
     threads = budget.applied
     store = ArtifactStore(Path(job.models_dir))
     data = load_job_data(job, store)
@@ -252,7 +333,6 @@ def run_network_job(channel: Channel, job: NetworkJob, cancel: threading.Event, 
     from livetrain.training.spec import HyperParams, NetworkSpec
     from livetrain.training.trainer import make_engine, plain_state_dict, train
 
-    budget.apply()
     store = ArtifactStore(Path(job.models_dir))
     data = load_job_data(job, store)
     spec = NetworkSpec.from_dict(job.spec)

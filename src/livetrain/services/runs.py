@@ -214,7 +214,8 @@ class RunService:
         """What every run job carries (a Celery worker replaces the paths and threads with its own)."""
         return {"run_id": run.id, "dataset_id": dataset.id, "dataset": dataset_job(dataset),
                 "mnist_dir": str(self.settings.resolved_mnist_dir), "models_dir": str(self.settings.models_dir),
-                "artifact_dir": artifact_dir, "torch_threads": self.settings.torch_threads()}
+                "artifact_dir": artifact_dir, "torch_threads": self.settings.torch_threads(),
+                "adapt_threads": self.settings.adapt_threads}
 
     def _repro(self, dataset: Dataset, params: dict[str, Any], seed: int | None) -> dict[str, Any]:
         return {"dataset_id": dataset.id, "dataset_sha256": dataset.content_sha256, "params": params, "seed": seed,
