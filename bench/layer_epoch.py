@@ -52,18 +52,24 @@ def server_run(server, watcher: RunWatcher, model: str, epochs: int, timeout: fl
             "threads": [u.get("threads") for u in updates], "accuracies": [u["accuracy"] for u in updates]}
 
 
-def run(rounds: int = 2, epochs: int = 5, timeout: float = 300.0) -> dict[str, Any]:
+def run(rounds: int = 5, epochs: int = 5, timeout: float = 300.0) -> dict[str, Any]:
     """All rounds; per-epoch times of every side and the ratios."""
     per_round: list[dict[str, Any]] = []
     with livetrain_server() as server:
         watcher = RunWatcher(server)
         try:
             for index in range(rounds):
-                entry: dict[str, Any] = {"server": {m: server_run(server, watcher, m, epochs, timeout)
-                                                    for m in NETWORKS}}
-                for variant, threads in BASELINES:
-                    entry[f"{variant}_{threads}"] = run_json_subprocess(
-                        ["bench.torch_layer_loop", "--threads", str(threads), "--variant", variant,
+                entry: dict[str, Any] = {}
+                # the sides take turns going first, so a machine that gets busier or quieter during a
+                # round does not always favour the same side
+                sides = ["server", *(f"{variant}_{threads}" for variant, threads in BASELINES)]
+                for side in sides[index % len(sides):] + sides[:index % len(sides)]:
+                    if side == "server":
+                        entry[side] = {m: server_run(server, watcher, m, epochs, timeout) for m in NETWORKS}
+                        continue
+                    variant, threads = side.rsplit("_", 1)
+                    entry[side] = run_json_subprocess(
+                        ["bench.torch_layer_loop", "--threads", threads, "--variant", variant,
                          "--epochs", str(epochs), "--batch", str(BATCH)], timeout=timeout)
                 per_round.append(entry)
                 print(f"  layer epoch round {index + 1}/{rounds}: " + ", ".join(

@@ -360,7 +360,7 @@ def main(argv: list[str] | None = None) -> int:
                              "are rate-limited to 600 a minute)")
     parser.add_argument("--auth-connects", type=int, default=30, help="timed Socket.IO connects per server, "
                                                                       "benchmark 12")
-    parser.add_argument("--layer-rounds", type=int, default=2, help="rounds of benchmark 13")
+    parser.add_argument("--layer-rounds", type=int, default=5, help="rounds of benchmark 13")
     parser.add_argument("--layer-epochs", type=int, default=5, help="epochs of each run of benchmark 13")
     parser.add_argument("--out", type=Path, default=RESULTS / "latest.json")
     args = parser.parse_args(argv)

@@ -90,7 +90,7 @@ def test_a_worker_uses_its_share_but_backs_off_while_other_processes_load_the_ma
         budget.wanted = 2
         budget.start(adapt=True)
         assert torch.get_num_threads() == 2
-        budget.LOOK_EVERY = 0.0  # a look at every check, for the test
+        budget.LOOK_EVERY, budget._next_look = 0.0, 0.0  # a look at every check, for the test
         budget._load = FakeLoad([None, 1.3, 1.0, 0.1, 0.1])
         budget.check()  # the first look has nothing to compare with: the share stands
         assert (budget.applied, torch.get_num_threads()) == (2, 2)

@@ -110,12 +110,13 @@ class ThreadBudget:
 
     The reader thread sets `wanted`, the run's share of the cores (from the job, then from each
     `threads` message, in the order they came). With `adapt`, the training thread also looks about
-    once a second at how busy the machine is with other processes and uses fewer threads while
+    twice a second at how busy the machine is with other processes and uses fewer threads while
     they would have to share cores with them. The training thread applies the count between two
     mini-batches, since torch's thread count belongs to the thread that computes.
     """
 
-    LOOK_EVERY = 1.0  # seconds between two looks at the machine's load
+    LOOK_EVERY = 0.5  # seconds between two looks at the machine's load
+    FIRST_LOOK = 0.1  # seconds after a run's start (its data and model load meanwhile)
 
     def __init__(self, cores: int | None = None) -> None:
         self.wanted = 1
@@ -127,9 +128,12 @@ class ThreadBudget:
         self._next_look = 0.0
 
     def start(self, adapt: bool) -> None:
-        """A new run: forget the last run's look at the load."""
-        self.adapt, self.free, self._next_look = adapt, None, 0.0
+        """A new run: forget the last run's look at the load, and start the first one now."""
+        self.adapt, self.free = adapt, None
         self._load = OthersLoad(self.cores)
+        if adapt:
+            self._load.busy_cores()  # the starting point of the first look
+        self._next_look = time.monotonic() + self.FIRST_LOOK
         self.apply()
 
     def check(self) -> None:
