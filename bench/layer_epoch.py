@@ -48,11 +48,14 @@ def server_run(server, watcher: RunWatcher, model: str, epochs: int, timeout: fl
     updates = sorted(watcher.of_run(run_id, "training_update"), key=lambda p: p["epoch"])
     if [u["epoch"] for u in updates] != list(range(1, epochs + 1)):
         raise RuntimeError(f"run {run_id}: expected epochs 1..{epochs}, got {[u['epoch'] for u in updates]}")
+    stamps = [u["ts"] for u in updates]
     return {"run_id": run_id, "epoch_times": [u["elapsed_time"] for u in updates],
+            # from one epoch's event to the next: training, evaluation, the checkpoint written, the report
+            "wall_per_epoch": (stamps[-1] - stamps[0]) / (len(stamps) - 1) if len(stamps) > 1 else None,
             "threads": [u.get("threads") for u in updates], "accuracies": [u["accuracy"] for u in updates]}
 
 
-def run(rounds: int = 5, epochs: int = 5, timeout: float = 300.0) -> dict[str, Any]:
+def run(rounds: int = 5, epochs: int = 8, timeout: float = 300.0) -> dict[str, Any]:
     """All rounds; per-epoch times of every side and the ratios."""
     per_round: list[dict[str, Any]] = []
     with livetrain_server() as server:
@@ -94,6 +97,7 @@ def run(rounds: int = 5, epochs: int = 5, timeout: float = 300.0) -> dict[str, A
         out["models"][model] = {
             "epoch_seconds": sides,
             "server_threads": sorted({t for e in per_round for t in e["server"][model]["threads"]}),
+            "server_wall_per_epoch": statistics.median(e["server"][model]["wall_per_epoch"] for e in per_round),
             "textbook_baseline": best_textbook,
             "vs_textbook": ratio,
             "vs_textbook_per_round": [

@@ -361,7 +361,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--auth-connects", type=int, default=30, help="timed Socket.IO connects per server, "
                                                                       "benchmark 12")
     parser.add_argument("--layer-rounds", type=int, default=5, help="rounds of benchmark 13")
-    parser.add_argument("--layer-epochs", type=int, default=5, help="epochs of each run of benchmark 13")
+    parser.add_argument("--layer-epochs", type=int, default=8, help="epochs of each run of benchmark 13")
     parser.add_argument("--out", type=Path, default=RESULTS / "latest.json")
     args = parser.parse_args(argv)
 

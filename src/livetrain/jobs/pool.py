@@ -121,10 +121,11 @@ class WorkerPool:
             self._all.add(handle)
         return handle
 
-    def warm_up(self) -> None:
-        """Start idle workers in the background until `warm` are ready or on their way."""
+    def warm_up(self, limit: int | None = None) -> None:
+        """Start idle workers in the background until `warm` (at most `limit`) are ready or on their way."""
         with self._lock:
-            missing = self.warm - len(self._idle) - self._starting
+            wanted = self.warm if limit is None else min(self.warm, max(0, limit))
+            missing = wanted - len(self._idle) - self._starting
             if self._closed or missing <= 0:
                 return
             self._starting += missing

@@ -199,6 +199,11 @@ class LocalRunner:
             log.warning("run %s did not stop within %.1fs; killing its worker", run_id, self.cancel_grace)
             handle.kill()
 
+    def _free_slots(self) -> int:
+        """Runs that could start now without waiting for one to end."""
+        with self._lock:
+            return self.max_concurrent - len(self._running)
+
     def _share_locked(self) -> None:
         """Recompute every run's share of the cores; tell the workers whose share changed. Called
         with the lock held, so a job and the shares that follow it reach a worker in order."""
@@ -228,7 +233,10 @@ class LocalRunner:
         active = self._running[run_id]
         handle: WorkerHandle | None = None
         try:
-            handle = self.pool.acquire()
+            # no refill beyond the slots still free: a worker started now would import torch on the
+            # cores this run trains on (a core for seconds), for a run that cannot start before one ends
+            handle = self.pool.acquire(refill=False)
+            self.pool.warm_up(self._free_slots())
             with self._lock:
                 active.handle = handle
                 if not active.cancel_requested:
@@ -263,6 +271,8 @@ class LocalRunner:
             with self._lock:
                 self._running.pop(run_id, None)
             self._pump()
+            if not self._closing:
+                self.pool.warm_up(self._free_slots())  # a worker discarded, or one freed: ready for the next
 
     def close(self) -> list[str]:
         """Stop everything; returns the ids of runs that were queued or running."""
