@@ -100,8 +100,8 @@ class OthersLoad:
 def free_threads(cores: int, others_busy: float) -> int:
     """Threads worth using when other processes keep `others_busy` cores busy: a core counts as free
     only if the others use less than 0.4 of it. Two OpenMP threads on a core someone else wants wait
-    on each other at every parallel step (a 2-thread epoch measured 5-20x slower than 1 thread on a
-    busy machine), so this errs towards fewer threads."""
+    on each other at every parallel step (2-thread epochs measured several to tens of times slower
+    than 1 thread on a busy machine), so this errs towards fewer threads."""
     return max(1, min(cores, math.floor(cores - others_busy + 0.4)))
 
 
