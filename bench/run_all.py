@@ -2,7 +2,7 @@
 
     python -m bench.run_all                 # everything but upload (about 3.5 minutes on 2 cores)
     python -m bench.run_all --only events   # one benchmark: epoch, status, events, sklearn, pages, batch,
-                                            # dialects, auth, upload
+                                            # dialects, auth, layers, upload
     python -m bench.run_all --only upload   # big-file uploads, 50 MB and 1 GB (several minutes)
     python -m bench.run_all --only scale    # Celery workers and server nodes on Redis and PostgreSQL (~4 min)
     python -m bench.run_all --rounds 5      # more rounds of the epoch-time comparison
@@ -126,9 +126,16 @@ def run_auth(args) -> dict[str, Any]:
     return auth_overhead.run(requests_per_side=args.auth_requests, connects=args.auth_connects)
 
 
+def run_layers(args) -> dict[str, Any]:
+    """Benchmark 14: layer-spec MLP and CNN epochs through the server against the plain PyTorch loop."""
+    from bench import layer_epoch
+
+    return layer_epoch.run(rounds=args.layer_rounds, epochs=args.layer_epochs)
+
+
 BENCHMARKS = {"epoch": run_epoch, "status": run_status, "events": run_events, "sklearn": run_sklearn,
               "pages": run_pages, "batch": run_batch, "dialects": run_dialects, "auth": run_auth,
-              "upload": run_upload, "scale": run_scale}
+              "layers": run_layers, "upload": run_upload, "scale": run_scale}
 # Left out of the full run: the 1 GB upload alone takes minutes on 2 cores
 # (and writes a 1 GB file to /tmp); ask for it with --only upload. Scale-out needs
 # Redis and PostgreSQL and takes about 4 minutes; ask for it with --only scale.
@@ -251,7 +258,25 @@ def table(results: dict[str, Any]) -> str:
         rows.append(("9", "big uploads", "error: " + upload["error"].strip().splitlines()[-1][:80], "", "NO"))
     rows += _scale_rows(results.get("scale"))
     rows += _auth_rows(results.get("auth"))
+    rows += _layer_rows(results.get("layers"))
     return markdown_table(rows)
+
+
+def _layer_rows(layers: dict[str, Any] | None) -> list[tuple[str, ...]]:
+    if not layers:
+        return []
+    if "error" in layers:
+        return [("14", "layer-spec epochs", "error: " + layers["error"].strip().splitlines()[-1][:80], "", "NO")]
+    rows = []
+    for model, item in layers["models"].items():
+        sides = item["epoch_seconds"]
+        best, tuned = item["textbook_baseline"], item["tuned_baseline"]
+        rows.append(("14", f"layer-spec {model} epoch through the server / best textbook PyTorch loop",
+                     f"{item['vs_textbook']:.2f} ({sides['server']['median']:.3f} s on {item['server_threads']} "
+                     f"thread(s) vs {sides[best]['median']:.3f} s, {best.replace('_', ' ')} thread(s)); "
+                     f"vs the tuned loop {item['vs_tuned']:.2f} ({sides[tuned]['median']:.3f} s)",
+                     "<= 1.0 (moonshot 0.8)", "yes" if item["met"] else "NO"))
+    return rows
 
 
 def _auth_rows(auth: dict[str, Any] | None) -> list[tuple[str, ...]]:
@@ -335,6 +360,8 @@ def main(argv: list[str] | None = None) -> int:
                              "are rate-limited to 600 a minute)")
     parser.add_argument("--auth-connects", type=int, default=30, help="timed Socket.IO connects per server, "
                                                                       "benchmark 12")
+    parser.add_argument("--layer-rounds", type=int, default=5, help="rounds of benchmark 14")
+    parser.add_argument("--layer-epochs", type=int, default=8, help="epochs of each run of benchmark 14")
     parser.add_argument("--out", type=Path, default=RESULTS / "latest.json")
     args = parser.parse_args(argv)
 

@@ -212,6 +212,6 @@ def test_metrics_after_seq_as_csv(rooms, client):
     text = client.get(f"/api/runs/{rooms['a']}/metrics?after_seq={after}&format=csv").get_data(as_text=True)
     rows = list(csv.DictReader(io.StringIO(text)))
     assert list(rows[0]) == ["seq", "epoch", "total_epochs", "train_loss", "val_loss", "accuracy", "correct",
-                             "total", "elapsed_time", "eval_time", "progress", "ts"]
+                             "total", "elapsed_time", "eval_time", "progress", "learning_rate", "ts"]
     assert [(int(r["seq"]), int(r["epoch"]), float(r["accuracy"]), float(r["ts"])) for r in rows] == [
         (u["seq"], u["epoch"], u["accuracy"], u["ts"]) for u in updates[1:]]

@@ -8,6 +8,7 @@ nor eventlet nor torch, so they start fast.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import signal
@@ -52,6 +53,57 @@ def _number(text: str) -> float:
         return float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+
+
+SCHEDULE_NAMES = {"step": "step", "exponential": "exponential", "exp": "exponential", "cosine": "cosine",
+                  "plateau": "reduce_on_plateau", "reduce_on_plateau": "reduce_on_plateau"}
+# the positional numbers after a schedule's name, in order
+SCHEDULE_ARGS = {"step": ("step_size", "gamma"), "exponential": ("gamma",), "cosine": ("t_max", "eta_min"),
+                 "reduce_on_plateau": ("patience", "factor", "min_lr")}
+WHOLE = {"step_size", "t_max", "patience"}
+
+
+def _schedule(text: str) -> dict:
+    """`--lr-schedule`: NAME[:N[:N...]] (step:10:0.5, exponential:0.95, cosine, cosine:20:0.0001,
+    plateau:3:0.5) or a JSON object, as the train body's lr_schedule."""
+    if text.lstrip().startswith("{"):
+        try:
+            value = json.loads(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(f"not a JSON object: {exc}") from None
+        if not isinstance(value, dict):
+            raise argparse.ArgumentTypeError("expected a JSON object")
+        return value
+    name, *numbers = text.split(":")
+    kind = SCHEDULE_NAMES.get(name.strip().lower())
+    if kind is None:
+        raise argparse.ArgumentTypeError(f"unknown schedule {name!r}; one of step, exponential, cosine, plateau")
+    keys = SCHEDULE_ARGS[kind]
+    if len(numbers) > len(keys):
+        raise argparse.ArgumentTypeError(f"{name} takes at most {len(keys)} number(s): {', '.join(keys)}")
+    out: dict = {"type": kind}
+    for key, number in zip(keys, numbers):
+        if key in WHOLE:
+            try:
+                out[key] = int(number)
+            except ValueError:
+                raise argparse.ArgumentTypeError(f"{key} must be a whole number, got {number!r}") from None
+        else:
+            out[key] = _number(number)
+    return out  # ranges are the server's to check: it answers a 400 naming the field
+
+
+def _early_stopping(text: str) -> dict:
+    """`--early-stopping`: METRIC[:PATIENCE[:MIN_DELTA]], e.g. val_loss:3 or accuracy:5:0.001."""
+    metric, *rest = text.split(":")
+    if not metric or len(rest) > 2:
+        raise argparse.ArgumentTypeError("expected METRIC[:PATIENCE[:MIN_DELTA]], e.g. val_loss:3")
+    out: dict = {"metric": metric}
+    if rest:
+        out["patience"] = _positive(rest[0])
+    if len(rest) > 1:
+        out["min_delta"] = _number(rest[1])
+    return out
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -221,6 +273,14 @@ def _add_client_commands(sub: argparse._SubParsersAction) -> None:
                                                                               "for layers")
     train.add_argument("--learning-rate", type=_number, metavar="LR", help="default: the network's")
     train.add_argument("--optimizer", choices=["sgd", "adam", "adamw"], help="layers networks only")
+    train.add_argument("--lr-schedule", type=_schedule, metavar="SCHEDULE",
+                       help="step:STEP_SIZE[:GAMMA], exponential:GAMMA, cosine[:T_MAX[:ETA_MIN]], "
+                            "plateau[:PATIENCE[:FACTOR[:MIN_LR]]], or the lr_schedule JSON object")
+    train.add_argument("--clip-grad-norm", type=_number, metavar="NORM",
+                       help="clip the gradients' total norm to NORM every step (layers networks only)")
+    train.add_argument("--early-stopping", type=_early_stopping, metavar="METRIC[:PATIENCE[:MIN_DELTA]]",
+                       help="end the run when METRIC (val_loss, accuracy, r2, ...) has not improved for PATIENCE "
+                            "epochs (default 5), keeping its best epoch's weights")
     train.add_argument("--experiment", metavar="ID", help="the experiment of the run (default: default)")
     train.add_argument("--follow", action="store_true", help="show the run's progress until it ends")
 

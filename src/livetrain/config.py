@@ -52,6 +52,8 @@ class Settings:
     cancel_grace: float = 0.8  # seconds a worker gets to stop before it is killed
     heartbeat_interval: float = 5.0  # seconds between a server's "still alive" marks in the database
     worker_nice: int = 5  # workers yield the CPU to the server, so requests stay fast under load
+    training_threads: int | None = None  # torch threads the runs in progress share; unset: every core
+    adapt_threads: bool = True  # a run uses fewer threads while other processes keep the cores busy
     # scale-out (docs/architecture.md, "Scale-out"): all empty on the embedded default
     runner: str = "local"  # "local": this server's worker processes; "celery": Celery workers anywhere
     broker_url: str = ""  # the Celery broker (redis://...), with runner=celery
@@ -124,6 +126,8 @@ class Settings:
                 raise ValueError(f"{name} must be at least 1")
         if self.prepare_in_worker_bytes < 0:
             raise ValueError("prepare_in_worker_bytes must be >= 0")
+        if self.training_threads is not None and self.training_threads < 1:
+            raise ValueError("training_threads must be at least 1 (or unset: every core)")
         if self.warm_workers is not None and self.warm_workers < 0:
             raise ValueError("warm_workers must be >= 0 (or unset: as many as max_concurrent_runs)")
         if self.keep_checkpoints < 1:
@@ -183,9 +187,18 @@ class Settings:
             return "*"
         return [o.strip() for o in self.cors_origins.split(",") if o.strip()] or [LOOPBACK_ORIGIN]
 
+    @property
+    def resolved_training_threads(self) -> int:
+        """Threads the runs in progress share (`training_threads`, by default every core)."""
+        return self.training_threads or _cores()
+
     def torch_threads(self) -> int:
-        """Threads each worker process gives torch, so concurrent runs do not fight."""
-        return max(1, _cores() // self.max_concurrent_runs)
+        """The fewest threads a run gets: its share when `max_concurrent_runs` runs train at once.
+
+        The local runner gives a run more while fewer runs train (`livetrain.jobs.runner.share_threads`);
+        this is what a worker process starts with, and what each run of a Celery worker gets.
+        """
+        return max(1, self.resolved_training_threads // self.max_concurrent_runs)
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-friendly view (for logs and the status page)."""

@@ -130,6 +130,10 @@ def result_line(run: dict) -> str:
         parts.append(f"{done}/{total} {unit}")
         if run.get("version") is not None:
             parts.append(f"version {run['version']}")
+        if run.get("best_epoch") is not None:
+            parts.append(f"weights of epoch {run['best_epoch']} (its best)")
+        if run.get("stop_reason"):
+            parts.append(f"stopped early: {run['stop_reason']}")
         return f"{head}: " + ", ".join(parts)
     if status in ("failed", "interrupted"):
         checkpoint = run.get("checkpoint_epoch")
@@ -286,7 +290,9 @@ def train(client: LivetrainClient, args: argparse.Namespace) -> int:
     """POST /api/networks/{id}/train; with --follow, follow the run until it ends."""
     body: dict[str, Any] = {"epochs": args.epochs}
     for key, value in (("mini_batch_size", args.mini_batch_size), ("learning_rate", args.learning_rate),
-                       ("optimizer", args.optimizer), ("experiment_id", args.experiment)):
+                       ("optimizer", args.optimizer), ("experiment_id", args.experiment),
+                       ("lr_schedule", args.lr_schedule), ("clip_grad_norm", args.clip_grad_norm),
+                       ("early_stopping", args.early_stopping)):
         if value is not None:
             body[key] = value
     started = client.train(args.network_id, body)
@@ -516,6 +522,8 @@ def _scores(update: dict) -> str:
         parts.append(f"acc {update['accuracy']:.4f}")
     elif update.get("val_loss") is not None:
         parts.append(f"held-out loss {update['val_loss']:.4f}")
+    if update.get("learning_rate") is not None:
+        parts.append(f"lr {update['learning_rate']:.3g}")
     return "".join(f", {part}" for part in parts)
 
 

@@ -82,7 +82,8 @@ def training_progress(run: Run, msg: Progress) -> dict[str, Any]:
     """A mini-batch boundary inside an epoch."""
     fraction = msg.batch / max(1, msg.batches)
     return {"epoch": msg.epoch, "total_epochs": run.total_epochs, "batch": msg.batch, "batches": msg.batches,
-            "train_loss": msg.train_loss, "progress": progress_percent(run, msg.epoch - 1 + fraction)}
+            "train_loss": msg.train_loss, "learning_rate": msg.learning_rate,
+            "progress": progress_percent(run, msg.epoch - 1 + fraction)}
 
 
 def epoch_update(run: Run, msg: Epoch) -> dict[str, Any]:
@@ -90,7 +91,9 @@ def epoch_update(run: Run, msg: Epoch) -> dict[str, Any]:
     return {"epoch": msg.epoch, "total_epochs": msg.total_epochs, "accuracy": msg.accuracy, "correct": msg.correct,
             "total": msg.total, "elapsed_time": msg.elapsed_time, "eval_time": msg.eval_time,
             "train_loss": msg.train_loss, "val_loss": msg.val_loss, "progress": progress_percent(run, msg.epoch),
-            **msg.extra, "held_out_split": msg.held_out_split}
+            **msg.extra, "held_out_split": msg.held_out_split, "learning_rate": msg.learning_rate,
+            "threads": msg.threads,
+            **({"best_epoch": msg.best_epoch} if msg.best_epoch is not None else {})}
 
 
 def step_update(run: Run, msg: Step) -> dict[str, Any]:

@@ -253,6 +253,7 @@
       run.total_epochs = p.total_epochs;
       run.progress = p.progress;
       run.train_loss = p.train_loss;
+      if (p.learning_rate != null) run.learning_rate = p.learning_rate;
     },
     training_update(run, p) {
       run.status = "running";
@@ -263,12 +264,18 @@
       if (p.accuracy !== undefined) run.accuracy = p.accuracy;
       run.train_loss = p.train_loss;
       run.val_loss = p.val_loss;
+      if (p.learning_rate != null) run.learning_rate = p.learning_rate;
+      if (p.best_epoch != null) run.best_epoch = p.best_epoch;
     },
     training_complete(run, p) {
       run.status = "completed";
       run.current_epoch = null;
       run.progress = 100;
-      run.epochs_done = run.total_epochs = p.total_epochs || run.total_epochs;
+      run.total_epochs = p.total_epochs || run.total_epochs;
+      // an early-stopped run ends before its last epoch
+      run.epochs_done = p.epochs_done != null ? p.epochs_done : run.total_epochs;
+      if (p.stop_reason !== undefined) run.stop_reason = p.stop_reason;
+      if (p.best_epoch !== undefined) run.best_epoch = p.best_epoch;
       if (p.accuracy !== undefined) run.accuracy = p.accuracy;
       if (p.val_loss !== undefined) run.val_loss = p.val_loss;
       if (p.version) run.version = p.version;

@@ -202,7 +202,9 @@
       case "completed": {
         const score = run.accuracy != null ? `, held-out accuracy ${fmt.percent(run.accuracy)}`
           : run.val_loss != null ? `, held-out loss ${fmt.number(run.val_loss)}` : "";
-        return `Completed: version v${run.version || "?"}${score}.`;
+        const best = run.best_epoch ? ` (the weights of epoch ${run.best_epoch}, its best)` : "";
+        const early = run.stop_reason ? ` Stopped early after epoch ${run.epochs_done}: ${run.stop_reason}.` : "";
+        return `Completed: version v${run.version || "?"}${score}${best}.${early}`;
       }
       case "failed":
         return `Failed: ${run.error || "no message"}`;
@@ -232,6 +234,7 @@
     dom.setText(panel, "accuracy", fmt.percent(run.accuracy));
     dom.setText(panel, "train_loss", fmt.number(run.train_loss));
     dom.setText(panel, "val_loss", fmt.number(run.val_loss));
+    dom.setText(panel, "learning_rate", run.learning_rate != null ? String(run.learning_rate) : "—");
     dom.setProgress(runBar, run);
     dom.setText(panel, "result", resultText(run));
     lt.renderStopButton(panel.querySelector('[data-action="stop"]'), run);
@@ -366,6 +369,61 @@
     ["learning_rate", { label: "Learning rate", min: 0, exclusiveMin: true }],
   ];
 
+  // -- training controls: a schedule, early stopping, clipping (the train body's lr_schedule,
+  // early_stopping and clip_grad_norm; the server checks them again and answers a 400 naming the field)
+
+  const SCHEDULE_FIELDS = {
+    step: [["step_size", "step_size", { label: "Every N epochs", integer: true, min: 1 }],
+           ["gamma", "gamma", { label: "Gamma", min: 0, exclusiveMin: true, max: 1 }]],
+    exponential: [["gamma", "gamma", { label: "Gamma", min: 0, exclusiveMin: true, max: 1 }]],
+    cosine: [["t_max", "t_max", { label: "Over T epochs", integer: true, min: 1 }],
+             ["eta_min", "eta_min", { label: "Minimum rate", min: 0 }]],
+    reduce_on_plateau: [["factor", "factor", { label: "Factor", min: 0, exclusiveMin: true, max: 1 }],
+                        ["plateau_patience", "patience", { label: "Patience", integer: true, min: 0 }],
+                        ["min_lr", "min_lr", { label: "Lowest rate", min: 0 }]],
+  };
+
+  function readControls() {
+    const out = {};
+    const kind = form.elements.schedule.value;
+    if (kind) {
+      const schedule = { type: kind };
+      for (const [input, key, options] of SCHEDULE_FIELDS[kind]) {
+        const value = lt.readNumber(form, input, options);
+        if (value !== undefined) schedule[key] = value;
+      }
+      out.lr_schedule = schedule;
+    }
+    const metric = form.elements.stop_metric.value;
+    if (metric) {
+      const stopping = { metric };
+      const patience = lt.readNumber(form, "stop_patience", { label: "Patience", integer: true, min: 1 });
+      const delta = lt.readNumber(form, "min_delta", { label: "Smallest improvement", min: 0 });
+      if (patience !== undefined) stopping.patience = patience;
+      if (delta !== undefined) stopping.min_delta = delta;
+      out.early_stopping = stopping;
+    }
+    if (form.elements.clip_grad_norm) {
+      const clip = lt.readNumber(form, "clip_grad_norm", { label: "Largest gradient norm", min: 0, exclusiveMin: true });
+      if (clip !== undefined) out.clip_grad_norm = clip;
+    }
+    return out;
+  }
+
+  /** Only the fields of the chosen schedule, and early stopping's only when it is on. */
+  function renderControls() {
+    const kind = form.elements.schedule.value;
+    form.querySelectorAll("[data-schedule]").forEach((field) => {
+      field.hidden = !field.dataset.schedule.split(" ").includes(kind);
+    });
+    const stopping = Boolean(form.elements.stop_metric.value);
+    form.querySelectorAll("[data-stopping]").forEach((field) => { field.hidden = !stopping; });
+  }
+
+  form.elements.schedule.addEventListener("change", renderControls);
+  form.elements.stop_metric.addEventListener("change", renderControls);
+  renderControls();
+
   form.addEventListener("submit", (event) => {
     event.preventDefault();
     if (activeRun() || deleted) return;
@@ -380,6 +438,12 @@
       return;
     }
     if (form.elements.optimizer) body.optimizer = form.elements.optimizer.value;
+    try {
+      Object.assign(body, readControls());
+    } catch (err) {
+      lt.showError(form, err.message, err.input);
+      return;
+    }
     lt.busy(form, async () => {
       const answer = await lt.api("POST", lt.path("api", "networks", networkId, "train"), body);
       started(answer.run);

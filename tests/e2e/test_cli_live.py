@@ -519,3 +519,31 @@ def test_the_follower_asks_again_when_a_catch_up_request_is_cut_off(server):
     states = _follow_a_run_through_a_drop(server, proxy)
     assert proxy.cut_on_reply is None
     assert states[:2] == ["disconnected", "connected"], states
+
+
+def test_train_with_a_schedule_clipping_and_early_stopping(server):
+    layers = [{"type": "Linear", "out_features": 8}, {"type": "ReLU"}, {"type": "Linear", "out_features": 3}]
+    network_id = server.api.post("/api/networks", {"dataset_id": "iris", "layers": layers, "optimizer": "sgd",
+                                                   "learning_rate": 0.05}, expect=201)["network_id"]
+    trained = cli(server, "train", network_id, "--epochs", "10", "--lr-schedule", "step:1:0.5",
+                  "--clip-grad-norm", "1", "--early-stopping", "accuracy:2:1", "--follow")
+    assert trained.returncode == 0, trained.stderr
+    found = re.fullmatch(r"run (\w+) completed: accuracy \d\.\d{4}, held-out loss \d\.\d{4}, 3/10 epochs, version 1, "
+                         r"weights of epoch 1 \(its best\), stopped early: early_stopping: no improvement in "
+                         r"accuracy for 2 epochs\n", trained.stdout)
+    assert found, trained.stdout
+    assert re.search(r"lr 0\.\d+", trained.stderr)  # the bar shows the learning rate
+    run = server.api.run(found.group(1))
+    assert run["params"]["lr_schedule"] == {"type": "step", "step_size": 1, "gamma": 0.5}
+    assert run["params"]["clip_grad_norm"] == 1.0
+    assert run["params"]["early_stopping"] == {"metric": "accuracy", "mode": "max", "patience": 2, "min_delta": 1.0}
+
+    # the server checks the values and names the field; the command line checks the form
+    refused = cli(server, "train", network_id, "--epochs", "2", "--lr-schedule", "step:1:1.5")
+    assert refused.returncode == 5 and "lr_schedule.gamma must be in (0.0, 1.0]" in refused.stderr
+    misspelt = cli(server, "train", network_id, "--epochs", "2", "--lr-schedule", "linear")
+    assert misspelt.returncode == 2 and "unknown schedule 'linear'" in misspelt.stderr
+    as_json = cli(server, "train", network_id, "--epochs", "2", "--lr-schedule", '{"type": "cosine", "t_max": 4}')
+    assert as_json.returncode == 0, as_json.stderr
+    run_id = re.match(r"run (\w+)", as_json.stdout).group(1)
+    assert server.api.run(run_id)["params"]["lr_schedule"] == {"type": "cosine", "t_max": 4, "eta_min": 0.0}

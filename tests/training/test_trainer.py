@@ -38,11 +38,13 @@ class Recorder:
     def __init__(self, stop_when=None) -> None:
         self.epochs = []
         self.progress: list[tuple[int, int, int, float]] = []
+        self.learning_rates: list[tuple[int, float]] = []
         self.checkpoints: list[bytes] = []
         self.stop_when = stop_when or (lambda recorder: False)
 
-    def on_progress(self, epoch: int, batch: int, n_batches: int, train_loss: float) -> None:
+    def on_progress(self, epoch: int, batch: int, n_batches: int, train_loss: float, learning_rate: float) -> None:
         self.progress.append((epoch, batch, n_batches, train_loss))
+        self.learning_rates.append((epoch, learning_rate))
 
     def on_epoch_end(self, result, checkpoint: dict[str, Any]) -> None:
         buffer = io.BytesIO()

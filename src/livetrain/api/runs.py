@@ -15,7 +15,7 @@ from livetrain.store import Run
 bp = APIBlueprint("runs", __name__, url_prefix="/api/runs", tag="Runs")
 
 METRIC_COLUMNS = ["seq", "epoch", "total_epochs", "train_loss", "val_loss", "accuracy", "correct", "total",
-                  "elapsed_time", "eval_time", "progress", "ts"]
+                  "elapsed_time", "eval_time", "progress", "learning_rate", "ts"]
 
 
 def _svc():

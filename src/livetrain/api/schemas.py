@@ -89,6 +89,14 @@ class TrainIn(Loose):
     momentum = Number(load_default=None)
     weight_decay = Number(load_default=None)
     seed = WholeNumber(load_default=None)
+    lr_schedule = fields.Raw(load_default=None, metadata={
+        "description": "a learning-rate schedule stepped each epoch: {'type': 'step', 'step_size', 'gamma'}, "
+                       "{'type': 'exponential', 'gamma'}, {'type': 'cosine', 't_max', 'eta_min'} or "
+                       "{'type': 'reduce_on_plateau', 'factor', 'patience', 'min_lr', 'metric', 'mode'}"})
+    clip_grad_norm = Number(load_default=None, metadata={"description": "clip the gradients' total norm to this"})
+    early_stopping = fields.Raw(load_default=None, metadata={
+        "description": "{'metric': 'val_loss', 'patience': 5, 'min_delta': 0, 'mode': inferred}; the run keeps "
+                       "its best epoch's weights"})
     resume = Flag(load_default=False, metadata={"description": "continue from the latest checkpoint"})
     experiment_id = fields.String(load_default=None, metadata={"description": "default: the default experiment"})
     queue = fields.String(load_default=None, metadata={

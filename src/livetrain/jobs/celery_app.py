@@ -239,6 +239,7 @@ class WorkerRuntime:
         job.models_dir = str(self.settings.models_dir)
         job.mnist_dir = str(self.settings.resolved_mnist_dir)
         job.torch_threads = self.threads
+        job.adapt_threads = self.settings.adapt_threads
         job.device = self.device
         active = _Active()
         with self._lock:

@@ -26,6 +26,7 @@ class WorkerHandle:
         self.process = process
         self.sock = sock
         self.pid = process.pid
+        self._send_lock = threading.Lock()  # a job, a share of the cores and a cancel may be sent at once
 
     @classmethod
     def start(cls, threads: int, nice: int = 0) -> WorkerHandle:
@@ -55,7 +56,8 @@ class WorkerHandle:
 
     def send(self, message: Wire) -> None:
         """Send a command or a job."""
-        send_message(self.sock, message.to_wire())
+        with self._send_lock:
+            send_message(self.sock, message.to_wire())
 
     def recv(self) -> Any:
         """Wait for the next report (a `livetrain.jobs.protocol` message); `ChannelClosed` when the
@@ -119,10 +121,11 @@ class WorkerPool:
             self._all.add(handle)
         return handle
 
-    def warm_up(self) -> None:
-        """Start idle workers in the background until `warm` are ready or on their way."""
+    def warm_up(self, limit: int | None = None) -> None:
+        """Start idle workers in the background until `warm` (at most `limit`) are ready or on their way."""
         with self._lock:
-            missing = self.warm - len(self._idle) - self._starting
+            wanted = self.warm if limit is None else min(self.warm, max(0, limit))
+            missing = wanted - len(self._idle) - self._starting
             if self._closed or missing <= 0:
                 return
             self._starting += missing

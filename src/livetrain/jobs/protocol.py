@@ -103,6 +103,7 @@ class RunJob(Wire):
     artifact_dir: str
     torch_threads: int
     device: str = "cpu"
+    adapt_threads: bool = True  # use fewer threads while other processes keep cores busy
 
 
 @dataclass
@@ -147,6 +148,15 @@ class Cancel(Wire):
 
 
 @dataclass
+class SetThreads(Wire):
+    """Train with this many torch threads from the next mini-batch on (the runner shares the cores
+    among the runs in progress: more runs, fewer threads each)."""
+
+    type: ClassVar[str] = "threads"
+    threads: int
+
+
+@dataclass
 class Exit(Wire):
     """Leave the serve loop."""
 
@@ -186,6 +196,7 @@ class Progress(Wire):
     batch: int
     batches: int
     train_loss: float | None
+    learning_rate: float | None = None
 
 
 @dataclass
@@ -205,6 +216,9 @@ class Epoch(Wire):
     checkpoint: dict[str, Any]
     held_out_split: str = "test"
     extra: dict[str, Any] = field(default_factory=dict)
+    learning_rate: float | None = None  # the rate the epoch trained with
+    best_epoch: int | None = None  # with early stopping: the best epoch so far
+    threads: int | None = None  # torch threads the worker trained with at the epoch's end
 
 
 @dataclass
@@ -240,6 +254,11 @@ class Completed(Wire):
     model: dict[str, Any] | None = None
     importances: list[float] | None = None
     warnings: list[str] = field(default_factory=list)
+    # with early stopping: the epoch whose weights are the model (its scores are accuracy and the
+    # losses above), its checkpoint (a FileRef), and why the run ended before its last epoch if it did
+    best_epoch: int | None = None
+    best_checkpoint: dict[str, Any] | None = None
+    stop_reason: str | None = None
 
 
 @dataclass

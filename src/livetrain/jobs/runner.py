@@ -4,6 +4,10 @@ FIFO queue.
 Each running job has an orchestration task (a green thread under eventlet) that reads the
 worker's reports and hands them to `on_message`; it never computes. The worker does.
 `drive_job` is that task's loop, shared with the Celery worker (`livetrain.jobs.celery`).
+
+The runs in progress share the machine's cores: a run that trains alone gets all of them, and
+when another starts or ends every run's share is recomputed (`share_threads`) and sent to the
+workers whose share changed; a worker applies it at its next mini-batch.
 """
 
 from __future__ import annotations
@@ -28,16 +32,28 @@ from livetrain.jobs.protocol import (
     Refused,
     RunJob,
     RunReport,
+    SetThreads,
     StageReached,
 )
 
 log = logging.getLogger(__name__)
 
 
-def drive_job(handle: WorkerHandle, job: RunJob, on_message: Callable[[RunReport], None]) -> None:
-    """Send `job` to a worker process and hand each report to `on_message` until the run ends.
-    Raises `ChannelClosed` if the process dies first."""
-    handle.send(job)
+def share_threads(threads: int, runs: int) -> list[int]:
+    """Torch threads for each of `runs` runs in progress, oldest first: `threads` split evenly, the
+    remainder to the oldest runs, and never fewer than one each."""
+    if runs <= 0:
+        return []
+    each, extra = divmod(threads, runs)
+    return [max(1, each + (1 if index < extra else 0)) for index in range(runs)]
+
+
+def drive_job(handle: WorkerHandle, job: RunJob, on_message: Callable[[RunReport], None], *,
+              send: bool = True) -> None:
+    """Send `job` to a worker process (unless the caller has: `send` False) and hand each report to
+    `on_message` until the run ends. Raises `ChannelClosed` if the process dies first."""
+    if send:
+        handle.send(job)
     while True:
         message = handle.recv()
         on_message(message)
@@ -57,6 +73,8 @@ def send_cancel(handle: WorkerHandle) -> None:
 class _Active:
     handle: WorkerHandle | None = None
     cancel_requested: bool = False
+    threads: int = 1  # its share of the cores
+    sent: bool = False  # its worker has the job (so a new share goes to it as a message)
 
 
 class LocalRunner:
@@ -76,8 +94,11 @@ class LocalRunner:
         sleep: Callable[[float], None],
         on_message: Callable[[str, RunReport], None],
         worker_name: str = "local",
+        total_threads: int | None = None,
     ) -> None:
         self.max_concurrent = max_concurrent
+        # the threads the runs in progress share; by default what max_concurrent runs of torch_threads take
+        self.total_threads = total_threads or torch_threads * max_concurrent
         self.cancel_grace = cancel_grace
         self._spawn = spawn
         self._sleep = sleep
@@ -158,11 +179,17 @@ class LocalRunner:
             self._spawn(self._enforce_cancel, run_id, active.handle)
         return True
 
+    def threads(self) -> dict[str, int]:
+        """Each run in progress's share of the cores (torch threads), by run id."""
+        with self._lock:
+            return {run_id: active.threads for run_id, active in self._running.items()}
+
     def workers(self) -> list[dict[str, Any]]:
         """This server's worker processes, as one worker of `max_concurrent` slots."""
         return [{"name": self.worker_name, "kind": "local", "queues": [], "device": "cpu",
                  "concurrency": self.max_concurrent, "runs": self.running(),
-                 "idle_processes": len(self.pool.idle_pids())}]
+                 "idle_processes": len(self.pool.idle_pids()), "threads": self.total_threads,
+                 "run_threads": self.threads()}]
 
     def _enforce_cancel(self, run_id: str, handle: WorkerHandle) -> None:
         self._sleep(self.cancel_grace)
@@ -172,13 +199,33 @@ class LocalRunner:
             log.warning("run %s did not stop within %.1fs; killing its worker", run_id, self.cancel_grace)
             handle.kill()
 
+    def _free_slots(self) -> int:
+        """Runs that could start now without waiting for one to end."""
+        with self._lock:
+            return self.max_concurrent - len(self._running)
+
+    def _share_locked(self) -> None:
+        """Recompute every run's share of the cores; tell the workers whose share changed. Called
+        with the lock held, so a job and the shares that follow it reach a worker in order."""
+        shares = share_threads(self.total_threads, len(self._running))
+        for active, threads in zip(self._running.values(), shares):
+            if active.threads == threads:
+                continue
+            active.threads = threads
+            if active.sent and active.handle is not None:
+                try:
+                    active.handle.send(SetThreads(threads))
+                except OSError:
+                    pass  # the process is gone: its run's task finds out
+
     def _pump(self) -> None:
         starting = []
         with self._lock:
             while not self._closing and self._queue and len(self._running) < self.max_concurrent:
                 run_id, job = self._queue.popleft()
-                self._running[run_id] = _Active()
+                self._running[run_id] = _Active(threads=0)
                 starting.append((run_id, job))
+            self._share_locked()
         for run_id, job in starting:
             self._spawn(self._execute, run_id, job)
 
@@ -186,14 +233,22 @@ class LocalRunner:
         active = self._running[run_id]
         handle: WorkerHandle | None = None
         try:
-            handle = self.pool.acquire()
-            active.handle = handle
-            if active.cancel_requested:
+            # no refill beyond the slots still free: a worker started now would import torch on the
+            # cores this run trains on (a core for seconds), for a run that cannot start before one ends
+            handle = self.pool.acquire(refill=False)
+            self.pool.warm_up(self._free_slots())
+            with self._lock:
+                active.handle = handle
+                if not active.cancel_requested:
+                    job.torch_threads = active.threads  # its share now; later changes follow as messages
+                    handle.send(job)
+                    active.sent = True
+            if active.cancel_requested and not active.sent:
                 self.pool.release(handle)
                 handle = None
                 self._on_message(run_id, Cancelled(0))
                 return
-            drive_job(handle, job, lambda message: self._on_message(run_id, message))
+            drive_job(handle, job, lambda message: self._on_message(run_id, message), send=False)
             # the run has ended: a pending cancel timer must not kill this worker while it exits
             active.handle = None
             self.pool.release(handle)
@@ -216,6 +271,8 @@ class LocalRunner:
             with self._lock:
                 self._running.pop(run_id, None)
             self._pump()
+            if not self._closing:
+                self.pool.warm_up(self._free_slots())  # a worker discarded, or one freed: ready for the next
 
     def close(self) -> list[str]:
         """Stop everything; returns the ids of runs that were queued or running."""

@@ -1,8 +1,9 @@
 """A worker process: receives jobs over a socket, trains, reports every step back.
 
 Started by `WorkerPool` as `python -m livetrain.jobs.worker --fd N`. It imports torch once
-and then serves jobs one after another. A reader thread takes `cancel` and `exit` while
-the main thread trains, so cancellation lands between two mini-batches.
+and then serves jobs one after another. A reader thread takes `cancel`, `threads` and `exit`
+while the main thread trains, so cancellation and a new share of the cores land between two
+mini-batches.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import math
 import os
 import queue
 import socket
@@ -35,6 +37,7 @@ from livetrain.jobs.protocol import (
     Ready,
     Refused,
     RunJob,
+    SetThreads,
     SklearnJob,
     StageReached,
     Started,
@@ -60,18 +63,126 @@ class Channel:
             send_message(self.sock, message.to_wire())
 
 
+def _cores() -> int:
+    """The cores this process may run on."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
+
+
+class OthersLoad:
+    """How many cores the processes other than this one keep busy, from /proc/stat (Linux), between
+    two looks; None where there is no /proc/stat."""
+
+    def __init__(self, cores: int) -> None:
+        self.cores = cores
+        self._last: tuple[float, float, float, float] | None = None
+
+    @staticmethod
+    def _sample() -> tuple[float, float, float, float] | None:
+        try:
+            with open("/proc/stat", "rb") as fh:
+                fields = [int(x) for x in fh.readline().split()[1:]]
+        except (OSError, ValueError):
+            return None
+        idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+        own = os.times()
+        return float(sum(fields)), float(idle), own.user + own.system, time.monotonic()
+
+    def busy_cores(self) -> float | None:
+        """Cores the others used since the last call (None on the first call or without /proc)."""
+        now = self._sample()
+        last, self._last = self._last, now
+        if now is None or last is None or now[0] <= last[0] or now[3] <= last[3]:
+            return None
+        busy_all = (1.0 - (now[1] - last[1]) / (now[0] - last[0])) * self.cores
+        ours = (now[2] - last[2]) / (now[3] - last[3])
+        return max(0.0, busy_all - ours)
+
+
+def free_threads(cores: int, others_busy: float) -> int:
+    """Threads worth using when other processes keep `others_busy` cores busy: a core counts as free
+    only if the others use less than 0.4 of it. Two OpenMP threads on a core someone else wants wait
+    on each other at every parallel step (2-thread epochs measured several to tens of times slower
+    than 1 thread on a busy machine), so this errs towards fewer threads."""
+    return max(1, min(cores, math.floor(cores - others_busy + 0.4)))
+
+
+class ThreadBudget:
+    """How many torch threads this worker's run uses.
+
+    The reader thread sets `wanted`, the run's share of the cores (from the job, then from each
+    `threads` message, in the order they came). With `adapt`, the training thread also looks about
+    twice a second at how busy the machine is with other processes and uses fewer threads while
+    they would have to share cores with them. The training thread applies the count between two
+    mini-batches, since torch's thread count belongs to the thread that computes.
+    """
+
+    LOOK_EVERY = 0.5  # seconds between two looks at the machine's load
+    FIRST_LOOK = 0.1  # seconds after a run's start (its data and model load meanwhile)
+
+    def __init__(self, cores: int | None = None) -> None:
+        self.wanted = 1
+        self.applied = 0
+        self.adapt = True
+        self.cores = cores or _cores()
+        self.free: int | None = None  # threads the other processes leave room for, when last looked
+        self._load = OthersLoad(self.cores)
+        self._next_look = 0.0
+
+    def start(self, adapt: bool) -> None:
+        """A new run: forget the last run's look at the load, and start the first one now."""
+        self.adapt, self.free = adapt, None
+        self._load = OthersLoad(self.cores)
+        if adapt:
+            self._load.busy_cores()  # the starting point of the first look
+        self._next_look = time.monotonic() + self.FIRST_LOOK
+        self.apply()
+
+    def check(self) -> None:
+        """Between two mini-batches: one clock read unless a look is due or the share changed."""
+        if self.adapt:
+            now = time.monotonic()
+            if now >= self._next_look:
+                self._next_look = now + self.LOOK_EVERY
+                others = self._load.busy_cores()
+                if others is not None:
+                    self.free = free_threads(self.cores, others)
+        if self.target != self.applied:
+            self.apply()
+
+    @property
+    def target(self) -> int:
+        """The thread count to use now."""
+        wanted = max(1, self.wanted)
+        return min(wanted, self.free) if self.adapt and self.free is not None else wanted
+
+    def apply(self) -> None:
+        """Use the target count now."""
+        import torch
+
+        target = self.target
+        if target != self.applied:
+            torch.set_num_threads(target)
+            self.applied = target
+
+
 class JobCallbacks:
     """Turns trainer callbacks into checkpoint files and messages to the server; also the monitor's
     sink (`livetrain.training.monitor.MonitorSink`): its samples and log lines go the same way."""
 
-    def __init__(self, channel: Channel, job: NetworkJob, cancel: threading.Event, store, held_out_split: str) -> None:
+    def __init__(self, channel: Channel, job: NetworkJob, cancel: threading.Event, store, held_out_split: str,
+                 budget: ThreadBudget | None = None) -> None:
         self.channel = channel
         self.job = job
         self.held_out_split = held_out_split
         self.cancel = cancel
         self.store = store
+        self.budget = budget or ThreadBudget()
         self.checkpoints: list[str] = []
         self.monitor = None  # the run's Monitor, whose epoch this moves
+        self.refs: dict[int, dict[str, Any]] = {}  # epoch -> its checkpoint's FileRef, while the file is kept
+        self.best_epoch: int | None = None
 
     def on_weights(self, update: dict[str, Any]) -> None:
         self.channel.send(WeightsUpdate(**update))
@@ -83,10 +194,13 @@ class JobCallbacks:
         self.channel.send(LogLine(level=level, message=message, source=source, time=time.time(), data=data))
 
     def should_stop(self) -> bool:
+        """Asked between every two mini-batches: also where a new share of the cores takes effect."""
+        self.budget.check()
         return self.cancel.is_set()
 
-    def on_progress(self, epoch: int, batch: int, n_batches: int, train_loss: float) -> None:
-        self.channel.send(Progress(epoch=epoch, batch=batch, batches=n_batches, train_loss=_finite(train_loss)))
+    def on_progress(self, epoch: int, batch: int, n_batches: int, train_loss: float, learning_rate: float) -> None:
+        self.channel.send(Progress(epoch=epoch, batch=batch, batches=n_batches, train_loss=_finite(train_loss),
+                                   learning_rate=learning_rate))
 
     def on_epoch_end(self, result, checkpoint: dict[str, Any]) -> None:
         import torch
@@ -96,8 +210,16 @@ class JobCallbacks:
         relpath = f"{self.job.artifact_dir}/checkpoint-{result.epoch:05d}.pt"
         ref = self.store.write_bytes(relpath, buffer.getvalue())
         self.checkpoints.append(relpath)
-        while len(self.checkpoints) > self.job.keep_checkpoints:
-            self.store.delete(self.checkpoints.pop(0))
+        self.refs[result.epoch] = {"path": ref.path, "sha256": ref.sha256, "epoch": result.epoch}
+        self.best_epoch = result.best_epoch
+        # keep the newest ones, and with early stopping the best epoch's too: it becomes the run's model
+        best = f"{self.job.artifact_dir}/checkpoint-{self.best_epoch:05d}.pt" if self.best_epoch else None
+        prunable = [path for path in self.checkpoints if path != best]
+        while len(prunable) > self.job.keep_checkpoints:
+            gone = prunable.pop(0)
+            self.checkpoints.remove(gone)
+            self.store.delete(gone)
+            self.refs = {e: r for e, r in self.refs.items() if r["path"] != gone}
         if self.monitor is not None:
             self.monitor.epoch = result.epoch + 1
         self.channel.send(Epoch(
@@ -113,6 +235,9 @@ class JobCallbacks:
             eval_time=result.eval_time,
             extra={k: _finite(v) for k, v in result.extra.items()},
             checkpoint={"path": ref.path, "sha256": ref.sha256, "epoch": result.epoch},
+            learning_rate=result.learning_rate,
+            best_epoch=result.best_epoch,
+            threads=torch.get_num_threads(),
         ))
         self.on_log("debug", f"checkpoint of epoch {result.epoch} written ({len(buffer.getbuffer()) / 1e6:.2f} MB)",
                     "worker")
@@ -139,12 +264,16 @@ def load_job_data(job: RunJob, store):
     return load_arrays(Dataset(**job.dataset), job.mnist_dir, store)
 
 
-def run_job(channel: Channel, job: RunJob, cancel: threading.Event) -> None:
+def run_job(channel: Channel, job: RunJob, cancel: threading.Event, budget: ThreadBudget | None = None) -> None:
     """Train one job and report how it ended."""
+    if budget is None:
+        budget = ThreadBudget()
+        budget.wanted = job.torch_threads
+    budget.start(job.adapt_threads)
     if isinstance(job, SklearnJob):
-        run_sklearn_job(channel, job, cancel)
+        run_sklearn_job(channel, job, cancel, budget)
     else:
-        run_network_job(channel, job, cancel)
+        run_network_job(channel, job, cancel, budget)
 
 
 def run_prepare_job(channel: Channel, job: PrepareJob) -> None:
@@ -183,21 +312,23 @@ class StepReporter:
         ))
 
 
-def run_sklearn_job(channel: Channel, job: SklearnJob, cancel: threading.Event) -> None:
-    """Train a scikit-learn algorithm in live steps; write its model with joblib; report the final metrics."""
+def run_sklearn_job(channel: Channel, job: SklearnJob, cancel: threading.Event, budget: ThreadBudget) -> None:
+    """Train a scikit-learn algorithm in live steps; write its model with joblib; report the final metrics.
+
+    Its thread count is the one it starts with: scikit-learn's `n_jobs` is fixed for a fit.
+    """
     import joblib
-    import torch
 
     from livetrain.store.artifacts import ArtifactStore
     from livetrain.training.estimators import train_estimator
 
-    torch.set_num_threads(job.torch_threads)
+    threads = budget.applied
     store = ArtifactStore(Path(job.models_dir))
     data = load_job_data(job, store)
     channel.send(Started(pid=os.getpid(), start_epoch=0, total_epochs=job.steps, n_train=len(data.X_train),
                          n_val=len(data.X_val) if data.has_val else 0, n_test=len(data.X_test), device="cpu"))
     outcome = train_estimator(job.algorithm, job.task, job.params, job.seed, data,
-                              StepReporter(channel, cancel), steps=job.steps, n_jobs=job.torch_threads)
+                              StepReporter(channel, cancel), steps=job.steps, n_jobs=threads)
     if outcome.stopped:
         channel.send(Cancelled(outcome.steps_done))
         return
@@ -210,59 +341,70 @@ def run_sklearn_job(channel: Channel, job: SklearnJob, cancel: threading.Event) 
                            warnings=outcome.warnings, model={"path": model.path, "sha256": model.sha256}))
 
 
-def run_network_job(channel: Channel, job: NetworkJob, cancel: threading.Event) -> None:
-    """Train a torch network, checkpointing every epoch; report the final metrics on every split."""
+def run_network_job(channel: Channel, job: NetworkJob, cancel: threading.Event, budget: ThreadBudget) -> None:
+    """Train a torch network, checkpointing every epoch; report the final metrics on every split.
+
+    With early stopping the model it reports (weights, examples, final metrics) is its best epoch's.
+    """
     import torch
 
     from livetrain.store.artifacts import ArtifactStore
-    from livetrain.training.device import describe, resolve_device, to_cpu
+    from livetrain.training.device import describe, resolve_device
     from livetrain.training.examples import collect_examples
     from livetrain.training.model import build_model
     from livetrain.training.spec import HyperParams, NetworkSpec
-    from livetrain.training.trainer import make_engine, train
+    from livetrain.training.trainer import make_engine, plain_state_dict, train
 
-    torch.set_num_threads(job.torch_threads)
     store = ArtifactStore(Path(job.models_dir))
     data = load_job_data(job, store)
     spec = NetworkSpec.from_dict(job.spec)
     hp = HyperParams.from_dict(job.hyperparams)
     model = build_model(spec, data.info.input_shape, data.info.task, data.info.n_classes,
                         max_parameters=job.max_parameters, n_outputs=data.n_outputs)
-    start_epoch, optimizer_state = 0, None
+    start_epoch, optimizer_state, schedule_state = 0, None, None
     if job.init:
         state = load_verified_torch(store, job.init)
         model.load_state_dict(state["model"])
         start_epoch = int(state.get("epoch", 0))
         optimizer_state = state.get("optimizer") or None
+        schedule_state = state.get("lr_schedule")
         if optimizer_state and hp.optimizer != state.get("hyperparams", {}).get("optimizer"):
             optimizer_state = None  # a different optimizer starts with fresh state
     engine = make_engine(model, spec, hp, data, optimizer_state, device=resolve_device(job.device))
     channel.send(Started(pid=os.getpid(), start_epoch=start_epoch, total_epochs=start_epoch + hp.epochs,
                          n_train=len(data.X_train), n_val=len(data.X_val) if data.has_val else 0,
                          n_test=len(data.X_test), device=describe(engine.device)))
-    callbacks = JobCallbacks(channel, job, cancel, store, "val" if data.has_val else "test")
+    held_out = "val" if data.has_val else "test"
+    callbacks = JobCallbacks(channel, job, cancel, store, held_out, budget)
     start_monitor(engine, model, hp, callbacks, start_epoch, job.torch_threads)
-    outcome = train(model, spec, hp, data, callbacks, start_epoch=start_epoch,
+    outcome = train(model, spec, hp, data, callbacks, start_epoch=start_epoch, schedule_state=schedule_state,
                     progress_interval=job.progress_interval, engine=engine)
     if outcome.stopped:
         channel.send(Cancelled(outcome.epochs_done))
         return
     buffer = io.BytesIO()
     # CPU tensors: the downloaded weights load on any machine, GPU or not
-    torch.save({"state_dict": to_cpu(model.state_dict()), "architecture": spec.to_dict(),
+    torch.save({"state_dict": plain_state_dict(model), "architecture": spec.to_dict(),
                 "dataset_id": job.dataset_id}, buffer)
     weights = store.write_bytes(f"{job.artifact_dir}/weights.pt", buffer.getvalue())
     examples = store.write_bytes(f"{job.artifact_dir}/examples.json",
                                  json.dumps(collect_examples(engine, model, data)).encode())
-    last = outcome.last
+    final = network_final_metrics(engine, spec, data)
+    # the model's scores: its best epoch's with early stopping (the weights it holds now), else the last's
+    scored = outcome.best or outcome.last
+    if outcome.best is not None and held_out in final:
+        final[held_out]["loss"] = _finite(outcome.best.val_loss)
     channel.send(Completed(
-        final=network_final_metrics(engine, spec, data),
+        final=final,
         epochs_done=outcome.epochs_done,
-        accuracy=last.accuracy if last else None,
-        val_loss=_finite(last.val_loss) if last else None,
-        train_loss=_finite(last.train_loss) if last else None,
+        accuracy=scored.accuracy if scored else None,
+        val_loss=_finite(scored.val_loss) if scored else None,
+        train_loss=_finite(scored.train_loss) if scored else None,
         weights={"path": weights.path, "sha256": weights.sha256},
         examples={"path": examples.path, "sha256": examples.sha256},
+        best_epoch=outcome.best_epoch,
+        best_checkpoint=callbacks.refs.get(outcome.best_epoch) if outcome.best_epoch else None,
+        stop_reason=outcome.stop_reason,
     ))
 
 
@@ -357,6 +499,7 @@ def serve(sock: socket.socket) -> None:
     channel = Channel(sock)
     jobs: queue.Queue = queue.Queue()
     cancel = threading.Event()
+    budget = ThreadBudget()
 
     def read_commands() -> None:
         try:
@@ -364,7 +507,10 @@ def serve(sock: socket.socket) -> None:
                 command = decode(recv_message(sock))
                 if isinstance(command, RunJob):
                     cancel.clear()
+                    budget.wanted = max(1, command.torch_threads)
                     jobs.put(command)
+                elif isinstance(command, SetThreads):
+                    budget.wanted = max(1, command.threads)
                 elif isinstance(command, PrepareJob):
                     jobs.put(command)
                 elif isinstance(command, Cancel):
@@ -389,7 +535,7 @@ def serve(sock: socket.socket) -> None:
             if isinstance(job, PrepareJob):
                 run_prepare_job(channel, job)
             else:
-                run_job(channel, job, cancel)
+                run_job(channel, job, cancel, budget)
         except (ChannelClosed, BrokenPipeError, ConnectionResetError):
             return
         except Exception as exc:  # every job ends: the server records why it failed

@@ -105,6 +105,7 @@ class Livetrain:
             sleep=sleep,
             on_message=self.reporter.on_message,
             worker_name=self.runs.owner,
+            total_threads=self.settings.resolved_training_threads,
         )
 
     def _watch_stop_requests(self) -> None:

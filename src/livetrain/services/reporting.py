@@ -176,7 +176,7 @@ class RunReporter:
             return
         final = msg.final
         for split, scores in (run.metrics or {}).items():  # the last epoch's held-out loss, same weights
-            if split in final and scores.get("loss") is not None:
+            if msg.best_epoch is None and split in final and scores.get("loss") is not None:
                 final[split]["loss"] = scores["loss"]
         network = self.store.get_network(run.network_id) if run.network_id else None
         version_number = None
@@ -194,18 +194,31 @@ class RunReporter:
                     examples_path=msg.examples["path"],
                     examples_sha256=msg.examples["sha256"],
                     metrics={"accuracy": msg.accuracy, "val_loss": msg.val_loss, "train_loss": msg.train_loss,
-                             "epochs": run.total_epochs},
+                             "epochs": run.total_epochs,
+                             **({"best_epoch": msg.best_epoch} if msg.best_epoch is not None else {})},
                 ),
                 {"current_version": version_number, "accuracy": msg.accuracy, "status": "trained"},
             )
+        values: dict[str, Any] = {}
+        if msg.best_epoch is not None:
+            # early stopping: the run's model, scores and checkpoint (what a resume continues from) are
+            # its best epoch's, not the last one's
+            values = {"best_epoch": msg.best_epoch, "stop_reason": msg.stop_reason, "accuracy": msg.accuracy,
+                      "val_loss": msg.val_loss, "train_loss": msg.train_loss}
+            if msg.best_checkpoint:
+                values.update(checkpoint_path=msg.best_checkpoint["path"],
+                              checkpoint_sha256=msg.best_checkpoint["sha256"],
+                              checkpoint_epoch=msg.best_checkpoint["epoch"])
+        stopping = {"stop_reason": msg.stop_reason, "best_epoch": msg.best_epoch} if msg.best_epoch else {}
         # the last line of its log first: once a run has ended, its whole log is stored
         score = f"accuracy {msg.accuracy:.1%}" if msg.accuracy is not None else _loss_text(msg.val_loss, "loss")
-        self.log(run, "info", f"completed: {score}" + (f", version {version_number}" if version_number else ""))
+        self.log(run, "info", f"completed: {score}" + (f", version {version_number}" if version_number else "")
+                 + (f"; {msg.stop_reason}, best epoch {msg.best_epoch} kept" if msg.stop_reason else ""))
         self.report(run, events.TRAINING_COMPLETE, events.training_complete(
             run, final, accuracy=msg.accuracy, val_loss=msg.val_loss, train_loss=msg.train_loss,
-            version=version_number,
+            version=version_number, epochs_done=msg.epochs_done + run.start_epoch, **stopping,
         ), {"status": RunStatus.COMPLETED.value, "finished_at": time.time(), "progress": 100.0,
-            "version": version_number, "metrics": final,
+            "version": version_number, "metrics": final, **values,
             # the run's model is its version's weights file: the same SHA-256 the download sends
             "model_sha256": msg.weights["sha256"] if version_number else None})
         self.metrics.runs.labels("completed").inc()

@@ -147,7 +147,8 @@ class RunService:
         experiment_id = self.experiment_id(body.get("experiment_id"))
         self._check_idle(network)
         spec = NetworkSpec.from_dict(network.spec)
-        hp = parse_hyperparams(body, spec, max_epochs=self.settings.max_epochs, n_train=dataset.n_train)
+        hp = parse_hyperparams(body, spec, max_epochs=self.settings.max_epochs, n_train=dataset.n_train,
+                               task=dataset.task)
         source = None
         if body.get("resume"):
             source = self.store.latest_checkpointed_run(network.id)
@@ -213,7 +214,8 @@ class RunService:
         """What every run job carries (a Celery worker replaces the paths and threads with its own)."""
         return {"run_id": run.id, "dataset_id": dataset.id, "dataset": dataset_job(dataset),
                 "mnist_dir": str(self.settings.resolved_mnist_dir), "models_dir": str(self.settings.models_dir),
-                "artifact_dir": artifact_dir, "torch_threads": self.settings.torch_threads()}
+                "artifact_dir": artifact_dir, "torch_threads": self.settings.torch_threads(),
+                "adapt_threads": self.settings.adapt_threads}
 
     def _repro(self, dataset: Dataset, params: dict[str, Any], seed: int | None) -> dict[str, Any]:
         return {"dataset_id": dataset.id, "dataset_sha256": dataset.content_sha256, "params": params, "seed": seed,
@@ -257,11 +259,13 @@ class RunService:
         self._check_idle(network)
         spec = NetworkSpec.from_dict(network.spec)
         merged = {k: v for k, v in source.params.items() if k in ("learning_rate", "optimizer", "momentum",
-                                                                     "weight_decay", "seed")}
+                                                                     "weight_decay", "seed", "lr_schedule",
+                                                                     "clip_grad_norm", "early_stopping")}
         merged["mini_batch_size"] = source.params.get("batch_size")
         merged["epochs"] = max(1, source.total_epochs - (source.checkpoint_epoch or 0))
         merged.update({k: v for k, v in body.items() if k not in ("resume", "queue")})
-        hp = parse_hyperparams(merged, spec, max_epochs=self.settings.max_epochs, n_train=dataset.n_train)
+        hp = parse_hyperparams(merged, spec, max_epochs=self.settings.max_epochs, n_train=dataset.n_train,
+                               task=dataset.task)
         queue = self.queue_name(body.get("queue"), source)
         return self._queue(network, hp.to_dict(), source, queue)
 

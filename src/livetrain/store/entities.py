@@ -197,6 +197,8 @@ class Run:
     device: str | None = None  # where it trained: cpu, cuda:0 ...
     worker: str | None = None  # the worker that ran it: a Celery worker's name, or this server
     stop_requested: str | None = None  # "cancel" or "delete", seen by whichever worker has the run
+    stop_reason: str | None = None  # why a completed run ended before its last epoch (early stopping)
+    best_epoch: int | None = None  # with early stopping: the epoch whose weights are the run's model
     created_at: float = 0.0
     started_at: float | None = None
     finished_at: float | None = None

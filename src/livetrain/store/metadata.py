@@ -169,6 +169,8 @@ class RunRow(Base):
     device: Mapped[str | None] = mapped_column(String(100), nullable=True)
     worker: Mapped[str | None] = mapped_column(String(200), nullable=True)
     stop_requested: Mapped[str | None] = mapped_column(String(10), nullable=True)
+    stop_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    best_epoch: Mapped[int | None] = mapped_column(Integer, nullable=True)
     created_at: Mapped[float] = mapped_column(Float, index=True)
     started_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     finished_at: Mapped[float | None] = mapped_column(Float, nullable=True)

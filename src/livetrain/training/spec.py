@@ -117,6 +117,15 @@ class NetworkSpec:
         return any(layer["type"] in IMAGE_LAYERS for layer in self.layers or [])
 
 
+CONTROLS = ("lr_schedule", "clip_grad_norm", "early_stopping")
+SCHEDULES = ("step", "exponential", "cosine", "reduce_on_plateau")
+# metrics an epoch reports, and whether smaller is better; other names (a head's, a text metric's) are
+# accepted with an explicit "mode", and a run fails at its first epoch if that metric never appears
+METRIC_MODES = {"val_loss": "min", "train_loss": "min", "accuracy": "max", "r2": "max", "f1": "max",
+                "mae": "min", "rmse": "min", "perplexity": "min", "exact_match": "max"}
+MODES = ("min", "max")
+
+
 @dataclass
 class HyperParams:
     """How one run trains."""
@@ -129,10 +138,15 @@ class HyperParams:
     weight_decay: float = 0.0
     seed: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
+    # training controls (None: off); their shapes are what `parse_hyperparams` returns
+    lr_schedule: dict[str, Any] | None = None
+    clip_grad_norm: float | None = None
+    early_stopping: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON form."""
-        return dataclasses.asdict(self)
+        """Plain JSON form (controls that are off are left out)."""
+        out = dataclasses.asdict(self)
+        return {k: v for k, v in out.items() if v is not None or k not in CONTROLS}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> HyperParams:
@@ -378,8 +392,13 @@ def parse_network_spec(body: dict[str, Any]) -> NetworkSpec:
     )
 
 
-def parse_hyperparams(body: dict[str, Any], spec: NetworkSpec, *, max_epochs: int, n_train: int) -> HyperParams:
-    """Hyper-parameters of a train request; defaults are the original server's for Nielsen networks."""
+def parse_hyperparams(body: dict[str, Any], spec: NetworkSpec, *, max_epochs: int, n_train: int,
+                      task: str | None = None) -> HyperParams:
+    """Hyper-parameters of a train request; defaults are the original server's for Nielsen networks.
+
+    `task` (the dataset's, when known) refuses a schedule or early stopping watching a metric the
+    run will never report (accuracy of a regression, r2 of a classification).
+    """
     nielsen = spec.kind == "layer_sizes"
     batch_raw = body.get("mini_batch_size", body.get("batch_size", 10 if nielsen else 32))
     hp = HyperParams(
@@ -402,5 +421,124 @@ def parse_hyperparams(body: dict[str, Any], spec: NetworkSpec, *, max_epochs: in
         hp.momentum = _number(body.get("momentum", default_momentum), "momentum", kind=float, low=0.0, high=0.999)
         hp.weight_decay = _number(body.get("weight_decay", spec.weight_decay), "weight_decay",
                                   kind=float, low=0.0, high=1.0)
+    hp.lr_schedule = parse_lr_schedule(body.get("lr_schedule"), epochs=hp.epochs)
+    if body.get("clip_grad_norm") is not None:
+        if nielsen:
+            raise ValidationError("clip_grad_norm needs a network created from layers (a layer_sizes network "
+                                  "trains by hand-written backprop, as the original server)",
+                                  detail={"field": "clip_grad_norm"})
+        hp.clip_grad_norm = _number(body["clip_grad_norm"], "clip_grad_norm", kind=float, low=0.0, high=1e6,
+                                    low_open=True)
+    hp.early_stopping = parse_early_stopping(body.get("early_stopping"))
+    never = {"regression": "accuracy", "classification": "r2"}.get(task or "")
+    for name, control in (("early_stopping", hp.early_stopping), ("lr_schedule", hp.lr_schedule)):
+        if control and never and control.get("metric") == never:
+            raise ValidationError(f"{name}.metric {never!r} is never reported for a {task} dataset; "
+                                  f"watch {'r2' if never == 'accuracy' else 'accuracy'} or val_loss",
+                                  detail={"field": f"{name}.metric"})
     hp.extra["monitor"] = parse_monitor_options(body, not nielsen).to_dict()  # issue 11: the training monitor
     return hp
+
+
+def _object(raw: Any, name: str, allowed: set[str]) -> dict[str, Any]:
+    """A JSON object with only `allowed` keys."""
+    if not isinstance(raw, dict):
+        raise ValidationError(f"{name} must be an object", detail={"field": name})
+    unknown = set(raw) - allowed
+    if unknown:
+        raise ValidationError(f"{name}: unknown field(s) {', '.join(sorted(map(str, unknown)))}; "
+                              f"known: {', '.join(sorted(allowed))}", detail={"field": name})
+    return raw
+
+
+def _metric(raw: dict[str, Any], name: str, default: str) -> tuple[str, str]:
+    """(metric, mode) of a schedule or early stopping; mode inferred for the known metrics."""
+    metric = raw.get("metric", default)
+    if not isinstance(metric, str) or not metric or len(metric) > 100:
+        raise ValidationError(f"{name}.metric must be a metric name such as val_loss or accuracy",
+                              detail={"field": f"{name}.metric"})
+    if raw.get("mode") is not None:
+        return metric, _choice(raw["mode"], f"{name}.mode", MODES)
+    if metric not in METRIC_MODES:
+        raise ValidationError(f"{name}.metric {metric!r} is not one livetrain knows ({', '.join(METRIC_MODES)}); "
+                              f"give {name}.mode (min or max) to watch it anyway", detail={"field": f"{name}.metric"})
+    return metric, METRIC_MODES[metric]
+
+
+def parse_lr_schedule(raw: Any, *, epochs: int) -> dict[str, Any] | None:
+    """A learning-rate schedule, stepped once per epoch, with its defaults filled in (None: constant rate).
+
+    `"cosine"` and the other names alone are accepted as `{"type": name}`.
+    """
+    if raw is None:
+        return None
+    if isinstance(raw, str):
+        raw = {"type": raw}
+    name = "lr_schedule"
+    if not isinstance(raw, dict) or not isinstance(raw.get("type"), str):
+        raise ValidationError(f"{name} must be an object with a 'type' ({', '.join(SCHEDULES)})",
+                              detail={"field": name})
+    kind = _choice(raw["type"], f"{name}.type", SCHEDULES)
+    fields_of = {"step": {"step_size", "gamma"}, "exponential": {"gamma"}, "cosine": {"t_max", "eta_min"},
+                 "reduce_on_plateau": {"factor", "patience", "min_lr", "mode", "metric", "threshold"}}
+    _object(raw, name, fields_of[kind] | {"type"})
+
+    def number(field_name: str, default: Any, **bounds: Any) -> Any:
+        value = raw.get(field_name)
+        return _number(default if value is None else value, f"{name}.{field_name}", **bounds)
+
+    out: dict[str, Any] = {"type": kind}
+    if kind == "step":
+        if raw.get("step_size") is None:
+            raise ValidationError(f"{name}.step_size is required for a step schedule (epochs between two cuts)",
+                                  detail={"field": f"{name}.step_size"})
+        out["step_size"] = number("step_size", None, kind=int, low=1, high=1_000_000)
+        out["gamma"] = number("gamma", 0.1, kind=float, low=0.0, high=1.0, low_open=True)
+    elif kind == "exponential":
+        if raw.get("gamma") is None:
+            raise ValidationError(f"{name}.gamma is required for an exponential schedule "
+                                  "(e.g. 0.95: 5% lower each epoch)", detail={"field": f"{name}.gamma"})
+        out["gamma"] = number("gamma", None, kind=float, low=0.0, high=1.0, low_open=True)
+    elif kind == "cosine":
+        out["t_max"] = number("t_max", epochs, kind=int, low=1, high=1_000_000)
+        out["eta_min"] = number("eta_min", 0.0, kind=float, low=0.0, high=1000.0)
+    else:
+        out["factor"] = number("factor", 0.1, kind=float, low=0.0, high=1.0, low_open=True)
+        if out["factor"] >= 1.0:
+            raise ValidationError(f"{name}.factor must be below 1 (the rate is multiplied by it)",
+                                  detail={"field": f"{name}.factor"})
+        out["patience"] = number("patience", 10, kind=int, low=0, high=1_000_000)
+        out["min_lr"] = number("min_lr", 0.0, kind=float, low=0.0, high=1000.0)
+        out["threshold"] = number("threshold", 0.0, kind=float, low=0.0, high=1e9)
+        out["metric"], out["mode"] = _metric(raw, name, "val_loss")
+    return out
+
+
+def parse_early_stopping(raw: Any) -> dict[str, Any] | None:
+    """Early stopping on a validation metric, with its defaults filled in (None: off).
+
+    `"val_loss:3"` is accepted as `{"metric": "val_loss", "patience": 3}`.
+    """
+    if raw is None:
+        return None
+    name = "early_stopping"
+    if isinstance(raw, str):
+        metric, _, patience = raw.partition(":")
+        raw = {"metric": metric}
+        if patience:
+            try:
+                raw["patience"] = int(patience)
+            except ValueError:
+                raise ValidationError(f"{name} as text is METRIC[:PATIENCE], e.g. val_loss:3",
+                                      detail={"field": name}) from None
+    _object(raw, name, {"metric", "patience", "min_delta", "mode"})
+    metric, mode = _metric(raw, name, "val_loss")
+    patience = raw.get("patience")
+    return {
+        "metric": metric,
+        "mode": mode,
+        "patience": _number(5 if patience is None else patience, f"{name}.patience", kind=int, low=1,
+                            high=1_000_000),
+        "min_delta": _number(0.0 if raw.get("min_delta") is None else raw["min_delta"], f"{name}.min_delta",
+                             kind=float, low=0.0, high=1e9),
+    }

@@ -267,3 +267,45 @@ def test_a_network_deleted_elsewhere_is_marked_as_gone(page, web_server, page_pr
     expect(page.locator("#network-status")).to_have_text("deleted")
     expect(page.locator('#train-form button[data-action="train"]')).to_be_disabled()
 
+
+
+def test_train_with_a_schedule_and_early_stopping_from_the_form(page, web_server, screenshot):
+    network = _network(web_server, layers=LINEAR_LAYERS, optimizer="sgd", learning_rate=0.05)
+    _open(page, network)
+    controls = page.locator("#train-controls")
+    expect(page.locator("#train-gamma")).to_be_hidden()
+    controls.locator("summary").click()
+    page.select_option("#train-schedule", "step")
+    expect(page.locator("#train-step-size")).to_be_visible()
+    expect(page.locator("#train-gamma")).to_be_visible()
+    expect(page.locator("#train-factor")).to_be_hidden()
+    expect(page.locator("#train-stop-patience")).to_be_hidden()
+    page.select_option("#train-stop-metric", "accuracy")
+    expect(page.locator("#train-stop-patience")).to_be_visible()
+
+    # a bad value is caught before anything is sent, naming the field
+    page.fill("#train-gamma", "2")
+    page.click('#train-form button[data-action="train"]')
+    expect(page.locator("#train-form .form-error")).to_have_text("Gamma must be at most 1.")
+
+    page.fill("#train-epochs", "10")
+    page.fill("#train-step-size", "1")
+    page.fill("#train-gamma", "0.5")
+    page.fill("#train-stop-patience", "2")
+    page.fill("#train-min-delta", "1")  # nothing beats the first epoch by a whole 1: it stops after epoch 3
+    page.fill("#train-clip", "5")
+    screenshot(page, "network-train-controls")
+    page.click('#train-form button[data-action="train"]')
+    panel = page.locator("#run-panel")
+    expect(panel.locator('[data-field="status"]')).to_have_text("completed", timeout=TRAINING)
+    expect(panel.locator('[data-field="result"]')).to_have_text(re.compile(
+        r"^Completed: version v1, held-out accuracy \d+\.\d% \(the weights of epoch 1, its best\)\. "
+        r"Stopped early after epoch 3: early_stopping: no improvement in accuracy for 2 epochs\.$"))
+    expect(panel.locator('[data-field="learning_rate"]')).to_have_text("0.0125")  # 0.05 halved twice
+    run_id = panel.get_attribute("data-run-id")
+    run = web_server.api.get(f"/api/runs/{run_id}")
+    assert run["params"]["lr_schedule"] == {"type": "step", "step_size": 1, "gamma": 0.5}
+    assert run["params"]["early_stopping"] == {"metric": "accuracy", "mode": "max", "patience": 2, "min_delta": 1.0}
+    assert run["params"]["clip_grad_norm"] == 5.0
+    assert (run["stop_reason"], run["best_epoch"], run["epochs_done"]) == (
+        "early_stopping: no improvement in accuracy for 2 epochs", 1, 3)

@@ -1,0 +1,169 @@
+"""Training controls over REST with real worker processes: bad bodies are 400s naming the field; the
+learning rate is in every update (live and caught up); early stopping ends a run completed with its
+reason, and the network's new version is the best epoch's weights."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+
+import pytest
+import torch
+
+from tests.helpers import create_network, events_named, start_run, wait_for_run
+
+MLP = [{"type": "Linear", "out_features": 16}, {"type": "ReLU"}, {"type": "Linear", "out_features": 10}]
+
+
+@pytest.fixture(scope="module")
+def app(make_module_app):
+    return make_module_app(max_concurrent_runs=1, warm_workers=1, progress_interval=0.0)
+
+
+@pytest.fixture(scope="module")
+def network_id(app):
+    return create_network(app.test_client(), dataset_id="digits", layers=MLP, optimizer="sgd",
+                          learning_rate=0.05)["network_id"]
+
+
+@pytest.fixture(scope="module")
+def stopped_early(app, network_id):
+    """A run that early stopping ends at epoch 3 of 10 (min_delta 1: nothing beats epoch 1), with a schedule."""
+    client = app.test_client()
+    sio = app.extensions["socketio"].test_client(app, flask_test_client=client)
+    started = start_run(client, network_id, epochs=10, mini_batch_size=32,
+                        early_stopping={"metric": "accuracy", "patience": 2, "min_delta": 1.0},
+                        lr_schedule={"type": "step", "step_size": 1, "gamma": 0.5})
+    run = wait_for_run(client, started["run_id"])
+    received = sio.get_received()
+    sio.disconnect()
+    return {"run": run, "received": received}
+
+
+@pytest.mark.parametrize("body, field, message", [
+    ({"lr_schedule": {"type": "linear"}}, "lr_schedule.type", "must be one of step, exponential, cosine"),
+    ({"lr_schedule": {"type": "step"}}, "lr_schedule.step_size", "step_size is required"),
+    ({"lr_schedule": {"type": "step", "step_size": 2, "gamma": 1.5}}, "lr_schedule.gamma", r"must be in \(0.0, 1.0\]"),
+    ({"lr_schedule": {"type": "exponential"}}, "lr_schedule.gamma", "gamma is required"),
+    ({"lr_schedule": {"type": "cosine", "t_max": 0}}, "lr_schedule.t_max", "must be in"),
+    ({"lr_schedule": {"type": "cosine", "warmup": 3}}, "lr_schedule", r"unknown field\(s\) warmup"),
+    ({"lr_schedule": {"type": "reduce_on_plateau", "factor": 1.0}}, "lr_schedule.factor", "must be below 1"),
+    ({"lr_schedule": {"type": "reduce_on_plateau", "patience": -1}}, "lr_schedule.patience", "must be in"),
+    ({"lr_schedule": 7}, "lr_schedule", "must be an object with a 'type'"),
+    ({"clip_grad_norm": 0}, "clip_grad_norm", "must be in"),
+    ({"clip_grad_norm": -1.0}, "clip_grad_norm", "must be in"),
+    ({"clip_grad_norm": "1"}, "clip_grad_norm", "Not a valid number"),
+    ({"early_stopping": {"metric": "loss_of_heart"}}, "early_stopping.metric", "give early_stopping.mode"),
+    ({"early_stopping": {"metric": "accuracy", "patience": 0}}, "early_stopping.patience", "must be in"),
+    ({"early_stopping": {"metric": "accuracy", "mode": "up"}}, "early_stopping.mode", "must be one of min, max"),
+    ({"early_stopping": {"metric": "accuracy", "min_delta": -0.1}}, "early_stopping.min_delta", "must be in"),
+    ({"early_stopping": "accuracy:soon"}, "early_stopping", "METRIC\\[:PATIENCE\\]"),
+    ({"early_stopping": {"metric": "r2"}}, "early_stopping.metric", "'r2' is never reported for a classification"),
+])
+def test_bad_controls_are_400s_naming_the_field(app, network_id, body, field, message):
+    response = app.test_client().post(f"/api/networks/{network_id}/train", json={"epochs": 1, **body})
+    assert response.status_code == 400, response.get_json()
+    error = response.get_json()
+    assert error["error"] == "validation_error"
+    assert field in error["message"] or error.get("detail", {}).get("field") == field
+    assert re.search(message, error["message"]), error["message"]
+
+
+def test_clipping_is_refused_for_a_layer_sizes_network(app):
+    client = app.test_client()
+    nielsen = create_network(client, dataset_id="digits", layer_sizes=[64, 10])["network_id"]
+    response = client.post(f"/api/networks/{nielsen}/train", json={"clip_grad_norm": 1.0})
+    assert response.status_code == 400
+    assert "clip_grad_norm needs a network created from layers" in response.get_json()["message"]
+
+
+def test_accuracy_cannot_be_watched_on_a_regression_dataset(app):
+    client = app.test_client()
+    regression = create_network(client, dataset_id="diabetes", loss="mse", layers=[
+        {"type": "Linear", "out_features": 1}])["network_id"]
+    response = client.post(f"/api/networks/{regression}/train",
+                           json={"lr_schedule": {"type": "reduce_on_plateau", "metric": "accuracy"}})
+    assert response.status_code == 400
+    assert "'accuracy' is never reported for a regression dataset" in response.get_json()["message"]
+
+
+def test_the_run_records_its_controls_as_parameters(stopped_early):
+    params = stopped_early["run"]["params"]
+    assert params["early_stopping"] == {"metric": "accuracy", "mode": "max", "patience": 2, "min_delta": 1.0}
+    assert params["lr_schedule"] == {"type": "step", "step_size": 1, "gamma": 0.5}
+    assert "clip_grad_norm" not in params  # off
+
+
+def test_early_stopping_ends_the_run_completed_with_its_reason_and_best_epoch(stopped_early, app):
+    run = stopped_early["run"]
+    assert run["status"] == "completed"
+    assert run["stop_reason"] == "early_stopping: no improvement in accuracy for 2 epochs"
+    assert run["best_epoch"] == 1
+    assert run["epochs_done"] == 3 and run["total_epochs"] == 10
+    # what a resume continues from is the best epoch too
+    assert run["checkpoint_epoch"] == 1
+    complete = [e for e in events_named(stopped_early["received"], "training_complete")
+                if e["run_id"] == run["run_id"]]
+    assert len(complete) == 1
+    assert (complete[0]["stop_reason"], complete[0]["best_epoch"], complete[0]["epochs_done"]) == (
+        run["stop_reason"], 1, 3)
+    stored = app.test_client().get(f"/api/runs/{run['run_id']}/events").get_json()["events"]
+    assert stored[-1]["event"] == "training_complete" and stored[-1]["stop_reason"] == run["stop_reason"]
+
+
+def test_the_new_version_is_the_best_epochs_weights_and_scores(stopped_early, app, network_id):
+    client = app.test_client()
+    run = stopped_early["run"]
+    updates = client.get(f"/api/runs/{run['run_id']}/metrics").get_json()["metrics"]
+    assert [u["epoch"] for u in updates] == [1, 2, 3]
+    assert [u["best_epoch"] for u in updates] == [1, 1, 1]
+    versions = client.get(f"/api/networks/{network_id}/versions").get_json()["versions"]
+    version = next(v for v in versions if v["run_id"] == run["run_id"])
+    assert version["metrics"]["best_epoch"] == 1
+    assert version["metrics"]["accuracy"] == updates[0]["accuracy"] == run["accuracy"]
+    assert version["metrics"]["val_loss"] == updates[0]["val_loss"]
+    assert run["metrics"]["test"]["accuracy"] == updates[0]["accuracy"]  # final scores: same weights
+
+    download = client.get(f"/api/networks/{network_id}/versions/{version['version']}/weights")
+    assert download.status_code == 200
+    saved = torch.load(io.BytesIO(download.data), map_location="cpu", weights_only=True)["state_dict"]
+    settings = app.extensions["livetrain"].settings
+    folder = settings.models_dir / "networks" / network_id / "runs" / run["run_id"]
+    best = torch.load(folder / "checkpoint-00001.pt", map_location="cpu", weights_only=True)["model"]
+    last = torch.load(folder / "checkpoint-00003.pt", map_location="cpu", weights_only=True)["model"]
+    assert set(saved) == set(best)
+    for name in saved:
+        torch.testing.assert_close(saved[name], best[name], rtol=0, atol=0)
+    assert any(not torch.equal(saved[name], last[name]) for name in saved)
+
+
+def test_the_learning_rate_is_in_every_update_live_and_caught_up(stopped_early, app):
+    client = app.test_client()
+    run_id = stopped_early["run"]["run_id"]
+    expected = [0.05, 0.025, 0.0125]  # step_size 1, gamma 0.5 from the network's rate
+    live = [e for e in events_named(stopped_early["received"], "training_update") if e["run_id"] == run_id]
+    assert [e["learning_rate"] for e in live] == pytest.approx(expected)
+    caught_up = client.get(f"/api/runs/{run_id}/metrics?after_seq=0").get_json()["metrics"]
+    assert [m["learning_rate"] for m in caught_up] == [e["learning_rate"] for e in live]
+    rows = list(csv.DictReader(io.StringIO(client.get(f"/api/runs/{run_id}/metrics.csv").get_data(as_text=True))))
+    assert [float(r["learning_rate"]) for r in rows] == pytest.approx(expected)
+    progress = [e for e in events_named(stopped_early["received"], "training_progress") if e["run_id"] == run_id]
+    assert progress, "progress events (interval 0)"
+    for event in progress:
+        assert event["learning_rate"] == pytest.approx(expected[event["epoch"] - 1])
+
+
+def test_a_resumed_run_goes_on_with_the_schedule_and_controls(stopped_early, app):
+    client = app.test_client()
+    source = stopped_early["run"]
+    response = client.post(f"/api/runs/{source['run_id']}/resume", json={"epochs": 2})
+    assert response.status_code == 202, response.get_json()
+    resumed = wait_for_run(client, response.get_json()["run_id"])
+    assert resumed["status"] == "completed" and resumed["start_epoch"] == 1
+    assert resumed["params"]["lr_schedule"] == source["params"]["lr_schedule"]
+    assert resumed["params"]["early_stopping"] == source["params"]["early_stopping"]
+    updates = client.get(f"/api/runs/{resumed['run_id']}/metrics").get_json()["metrics"]
+    # from the best epoch's checkpoint (epoch 1): its schedule had taken one step
+    assert [(u["epoch"], u["learning_rate"]) for u in updates] == [(2, pytest.approx(0.025)),
+                                                                   (3, pytest.approx(0.0125))]
