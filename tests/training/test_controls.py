@@ -40,7 +40,7 @@ class Watcher:
     def norm(model) -> float:
         return float(torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in model.parameters()])))
 
-    def after_backward(self, model, step: int) -> None:
+    def after_backward(self, model, step: int, loss=None) -> None:
         self.steps.append(step)
         self.raw_norms.append(self.norm(model))
 
@@ -211,8 +211,9 @@ class Every:
         self.asked += 1
         return step % self.n == 0
 
-    def after_backward(self, model, step: int) -> None:
+    def after_backward(self, model, step: int, loss=None) -> None:
         assert all(p.grad is not None for p in model.parameters())
+        assert loss is not None and bool(torch.isfinite(loss))  # the step's loss, for training_stats
         self.backward.append(step)
 
     def after_step(self, model, optimizer, step: int, lr: float) -> None:
