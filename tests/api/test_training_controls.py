@@ -60,6 +60,11 @@ def stopped_early(app, network_id):
     ({"early_stopping": {"metric": "accuracy", "min_delta": -0.1}}, "early_stopping.min_delta", "must be in"),
     ({"early_stopping": "accuracy:soon"}, "early_stopping", "METRIC\\[:PATIENCE\\]"),
     ({"early_stopping": {"metric": "r2"}}, "early_stopping.metric", "'r2' is never reported for a classification"),
+    # metrics only a text dataset's epochs report, or none does: refused now, not failed at the first epoch
+    ({"early_stopping": {"metric": "f1"}}, "early_stopping.metric", "'f1' is never reported for a classification"),
+    ({"early_stopping": {"metric": "rmse"}}, "early_stopping.metric", "'rmse' is never reported"),
+    ({"lr_schedule": {"type": "reduce_on_plateau", "metric": "perplexity"}}, "lr_schedule.metric",
+     "'perplexity' is never reported"),
 ])
 def test_bad_controls_are_400s_naming_the_field(app, network_id, body, field, message):
     response = app.test_client().post(f"/api/networks/{network_id}/train", json={"epochs": 1, **body})

@@ -214,3 +214,40 @@ def test_embedding_size_bounds_are_accepted():
         "type": "Embedding", "num_embeddings": 2, "embedding_dim": 1024}
     widest = parse_layer(0, {"type": "Embedding", "num_embeddings": 100_000, "embedding_dim": 1})
     assert widest["num_embeddings"] == 100_000
+
+
+@pytest.mark.parametrize("task, text_kind, metric", [
+    ("classification", None, "f1"),  # f1 is a text dataset's epoch metric only
+    ("classification", None, "perplexity"),
+    ("regression", None, "mae"),
+    ("regression", None, "rmse"),  # no epoch reports rmse (the final metrics do)
+    ("regression", "regression", "rmse"),
+    ("classification", "binary_classification", "exact_match"),
+    ("sequence", "generation", "exact_match"),  # only question answering decodes answers
+    ("sequence", "generation", "r2"),
+])
+def test_a_control_watching_a_metric_the_dataset_never_reports_is_refused(task, text_kind, metric):
+    spec = layers_spec()
+    for control in ("early_stopping", "lr_schedule"):
+        body = {"early_stopping": {"metric": metric}} if control == "early_stopping" else {
+            "lr_schedule": {"type": "reduce_on_plateau", "metric": metric}}
+        with pytest.raises(ValidationError) as error:
+            parse_hyperparams(body, spec, max_epochs=10, n_train=100, task=task, text_kind=text_kind)
+        assert error.value.detail == {"field": f"{control}.metric"}
+        assert f"{metric!r} is never reported for a {task} dataset" in error.value.message
+
+
+@pytest.mark.parametrize("task, text_kind, metric", [
+    ("classification", None, "accuracy"),
+    ("classification", "multiclass_classification", "f1"),
+    ("regression", None, "r2"),
+    ("regression", "regression", "mae"),
+    ("sequence", "generation", "perplexity"),
+    ("sequence", "summarization", "accuracy"),
+    ("sequence", "question_answering", "exact_match"),
+    ("regression", None, "val_loss"),
+])
+def test_a_control_watching_a_metric_the_dataset_reports_is_accepted(task, text_kind, metric):
+    hp = parse_hyperparams({"early_stopping": {"metric": metric}}, layers_spec(), max_epochs=10, n_train=100,
+                           task=task, text_kind=text_kind)
+    assert hp.early_stopping["metric"] == metric

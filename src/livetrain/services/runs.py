@@ -148,7 +148,7 @@ class RunService:
         self._check_idle(network)
         spec = NetworkSpec.from_dict(network.spec)
         hp = parse_hyperparams(body, spec, max_epochs=self.settings.max_epochs, n_train=dataset.n_train,
-                               task=dataset.task)
+                               task=dataset.task, text_kind=(dataset.meta.get("text") or {}).get("kind"))
         source = None
         if body.get("resume"):
             source = self.store.latest_checkpointed_run(network.id)
@@ -265,7 +265,7 @@ class RunService:
         merged["epochs"] = max(1, source.total_epochs - (source.checkpoint_epoch or 0))
         merged.update({k: v for k, v in body.items() if k not in ("resume", "queue")})
         hp = parse_hyperparams(merged, spec, max_epochs=self.settings.max_epochs, n_train=dataset.n_train,
-                               task=dataset.task)
+                               task=dataset.task, text_kind=(dataset.meta.get("text") or {}).get("kind"))
         queue = self.queue_name(body.get("queue"), source)
         return self._queue(network, hp.to_dict(), source, queue)
 
