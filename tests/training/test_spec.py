@@ -251,3 +251,13 @@ def test_a_control_watching_a_metric_the_dataset_reports_is_accepted(task, text_
     hp = parse_hyperparams({"early_stopping": {"metric": metric}}, layers_spec(), max_epochs=10, n_train=100,
                            task=task, text_kind=text_kind)
     assert hp.early_stopping["metric"] == metric
+
+
+def test_the_default_mini_batch_fits_a_small_training_split():
+    # a text dataset typed in sample by sample has fewer training rows than the default batch of 32
+    assert parse_hyperparams({}, layers_spec(), max_epochs=10, n_train=9).batch_size == 9
+    nielsen = parse_network_spec({"layer_sizes": [4, 5, 3]})
+    assert parse_hyperparams({}, nielsen, max_epochs=10, n_train=6).batch_size == 6
+    assert parse_hyperparams({}, layers_spec(), max_epochs=10, n_train=500).batch_size == 32
+    with pytest.raises(ValidationError, match=r"mini_batch_size must be in \[1, 9\], got 32"):
+        parse_hyperparams({"mini_batch_size": 32}, layers_spec(), max_epochs=10, n_train=9)  # asked for: refused

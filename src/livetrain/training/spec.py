@@ -419,7 +419,8 @@ def parse_hyperparams(body: dict[str, Any], spec: NetworkSpec, *, max_epochs: in
     (accuracy of a regression, f1 of a table, rmse of any epoch), which would fail it at its first epoch.
     """
     nielsen = spec.kind == "layer_sizes"
-    batch_raw = body.get("mini_batch_size", body.get("batch_size", 10 if nielsen else 32))
+    # the default batch, never more than the training rows (a text dataset typed in sample by sample has few)
+    batch_raw = body.get("mini_batch_size", body.get("batch_size", min(10 if nielsen else 32, max(1, n_train))))
     hp = HyperParams(
         epochs=_number(body.get("epochs", 5), "epochs", kind=int, low=1, high=max_epochs),
         batch_size=_number(batch_raw, "mini_batch_size", kind=int, low=1, high=max(1, n_train)),
