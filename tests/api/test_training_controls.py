@@ -60,6 +60,11 @@ def stopped_early(app, network_id):
     ({"early_stopping": {"metric": "accuracy", "min_delta": -0.1}}, "early_stopping.min_delta", "must be in"),
     ({"early_stopping": "accuracy:soon"}, "early_stopping", "METRIC\\[:PATIENCE\\]"),
     ({"early_stopping": {"metric": "r2"}}, "early_stopping.metric", "'r2' is never reported for a classification"),
+    # metrics only a text dataset's epochs report, or none does: refused now, not failed at the first epoch
+    ({"early_stopping": {"metric": "f1"}}, "early_stopping.metric", "'f1' is never reported for a classification"),
+    ({"early_stopping": {"metric": "rmse"}}, "early_stopping.metric", "'rmse' is never reported"),
+    ({"lr_schedule": {"type": "reduce_on_plateau", "metric": "perplexity"}}, "lr_schedule.metric",
+     "'perplexity' is never reported"),
 ])
 def test_bad_controls_are_400s_naming_the_field(app, network_id, body, field, message):
     response = app.test_client().post(f"/api/networks/{network_id}/train", json={"epochs": 1, **body})
@@ -167,3 +172,21 @@ def test_a_resumed_run_goes_on_with_the_schedule_and_controls(stopped_early, app
     # from the best epoch's checkpoint (epoch 1): its schedule had taken one step
     assert [(u["epoch"], u["learning_rate"]) for u in updates] == [(2, pytest.approx(0.025)),
                                                                    (3, pytest.approx(0.0125))]
+
+
+def test_a_resumed_run_keeps_the_monitor_as_its_source_had_it(app, network_id):
+    client = app.test_client()
+    source = wait_for_run(client, start_run(client, network_id, epochs=1, mini_batch_size=64, monitor=False)["run_id"])
+    assert source["status"] == "completed" and source["params"]["extra"]["monitor"]["enabled"] is False
+    response = client.post(f"/api/runs/{source['run_id']}/resume", json={"epochs": 1})
+    assert response.status_code == 202, response.get_json()
+    resumed = wait_for_run(client, response.get_json()["run_id"])
+    assert resumed["status"] == "completed"
+    assert resumed["params"]["extra"]["monitor"] == source["params"]["extra"]["monitor"]
+    kinds = {e["event"] for e in client.get(f"/api/runs/{resumed['run_id']}/events").get_json()["events"]}
+    assert "weights_update" not in kinds  # switched off for the run, so for its continuation too
+    # a sampling rate carries over as well
+    every = wait_for_run(client, start_run(client, network_id, epochs=1, mini_batch_size=64, monitor_every=7)["run_id"])
+    response = client.post(f"/api/runs/{every['run_id']}/resume", json={"epochs": 1})
+    resumed = wait_for_run(client, response.get_json()["run_id"])
+    assert resumed["params"]["extra"]["monitor"] == {"enabled": True, "every": 7}

@@ -214,3 +214,50 @@ def test_embedding_size_bounds_are_accepted():
         "type": "Embedding", "num_embeddings": 2, "embedding_dim": 1024}
     widest = parse_layer(0, {"type": "Embedding", "num_embeddings": 100_000, "embedding_dim": 1})
     assert widest["num_embeddings"] == 100_000
+
+
+@pytest.mark.parametrize("task, text_kind, metric", [
+    ("classification", None, "f1"),  # f1 is a text dataset's epoch metric only
+    ("classification", None, "perplexity"),
+    ("regression", None, "mae"),
+    ("regression", None, "rmse"),  # no epoch reports rmse (the final metrics do)
+    ("regression", "regression", "rmse"),
+    ("classification", "binary_classification", "exact_match"),
+    ("sequence", "generation", "exact_match"),  # only question answering decodes answers
+    ("sequence", "generation", "r2"),
+])
+def test_a_control_watching_a_metric_the_dataset_never_reports_is_refused(task, text_kind, metric):
+    spec = layers_spec()
+    for control in ("early_stopping", "lr_schedule"):
+        body = {"early_stopping": {"metric": metric}} if control == "early_stopping" else {
+            "lr_schedule": {"type": "reduce_on_plateau", "metric": metric}}
+        with pytest.raises(ValidationError) as error:
+            parse_hyperparams(body, spec, max_epochs=10, n_train=100, task=task, text_kind=text_kind)
+        assert error.value.detail == {"field": f"{control}.metric"}
+        assert f"{metric!r} is never reported for a {task} dataset" in error.value.message
+
+
+@pytest.mark.parametrize("task, text_kind, metric", [
+    ("classification", None, "accuracy"),
+    ("classification", "multiclass_classification", "f1"),
+    ("regression", None, "r2"),
+    ("regression", "regression", "mae"),
+    ("sequence", "generation", "perplexity"),
+    ("sequence", "summarization", "accuracy"),
+    ("sequence", "question_answering", "exact_match"),
+    ("regression", None, "val_loss"),
+])
+def test_a_control_watching_a_metric_the_dataset_reports_is_accepted(task, text_kind, metric):
+    hp = parse_hyperparams({"early_stopping": {"metric": metric}}, layers_spec(), max_epochs=10, n_train=100,
+                           task=task, text_kind=text_kind)
+    assert hp.early_stopping["metric"] == metric
+
+
+def test_the_default_mini_batch_fits_a_small_training_split():
+    # a text dataset typed in sample by sample has fewer training rows than the default batch of 32
+    assert parse_hyperparams({}, layers_spec(), max_epochs=10, n_train=9).batch_size == 9
+    nielsen = parse_network_spec({"layer_sizes": [4, 5, 3]})
+    assert parse_hyperparams({}, nielsen, max_epochs=10, n_train=6).batch_size == 6
+    assert parse_hyperparams({}, layers_spec(), max_epochs=10, n_train=500).batch_size == 32
+    with pytest.raises(ValidationError, match=r"mini_batch_size must be in \[1, 9\], got 32"):
+        parse_hyperparams({"mini_batch_size": 32}, layers_spec(), max_epochs=10, n_train=9)  # asked for: refused

@@ -49,3 +49,12 @@ def test_the_vocabulary_pages_list_tokens_by_category(client):
     numeric = client.get(f"/vocabularies/{vid}", query_string={"category": "numeric"}).get_data(as_text=True)
     assert 'data-category="alphabetic"' not in numeric and 'data-category="numeric"' in numeric
     assert client.get("/vocabularies/nope").status_code == 404
+
+
+def test_the_train_forms_mini_batch_fits_a_small_text_dataset(client):
+    samples = [{"text": f"t {i}", "label": i % 2} for i in range(8)]
+    dataset = client.post("/api/datasets", json={"kind": "binary_classification", "samples": samples}).get_json()
+    network = client.post("/api/networks", json={"dataset_id": dataset["id"]}).get_json()
+    html = client.get(f"/networks/{network['network_id']}").get_data(as_text=True)
+    value = int(re.search(r'id="train-batch"[^>]*value="(\d+)"', html, re.S).group(1))
+    assert value == dataset["n_train"] < 32  # the form's default is one the server takes

@@ -148,7 +148,7 @@ class RunService:
         self._check_idle(network)
         spec = NetworkSpec.from_dict(network.spec)
         hp = parse_hyperparams(body, spec, max_epochs=self.settings.max_epochs, n_train=dataset.n_train,
-                               task=dataset.task)
+                               task=dataset.task, text_kind=(dataset.meta.get("text") or {}).get("kind"))
         source = None
         if body.get("resume"):
             source = self.store.latest_checkpointed_run(network.id)
@@ -263,9 +263,16 @@ class RunService:
                                                                      "clip_grad_norm", "early_stopping")}
         merged["mini_batch_size"] = source.params.get("batch_size")
         merged["epochs"] = max(1, source.total_epochs - (source.checkpoint_epoch or 0))
+        # the monitor as the source ran it (kept in its params' extra): a run started with "monitor": false
+        # must not be sampled again when it is continued
+        monitor = (source.params.get("extra") or {}).get("monitor") or {}
+        if spec.kind == "layers" and "enabled" in monitor:
+            merged["monitor"] = bool(monitor["enabled"])
+        if spec.kind == "layers" and monitor.get("every") is not None:
+            merged["monitor_every"] = monitor["every"]
         merged.update({k: v for k, v in body.items() if k not in ("resume", "queue")})
         hp = parse_hyperparams(merged, spec, max_epochs=self.settings.max_epochs, n_train=dataset.n_train,
-                               task=dataset.task)
+                               task=dataset.task, text_kind=(dataset.meta.get("text") or {}).get("kind"))
         queue = self.queue_name(body.get("queue"), source)
         return self._queue(network, hp.to_dict(), source, queue)
 

@@ -126,6 +126,24 @@ METRIC_MODES = {"val_loss": "min", "train_loss": "min", "accuracy": "max", "r2":
 MODES = ("min", "max")
 
 
+def reported_metrics(task: str, text_kind: str | None = None) -> set[str]:
+    """The metrics every epoch of a run on a dataset of this `task` (and text `kind`) reports, by name: what
+    `controls.epoch_metrics` gives early stopping and a schedule to watch (heads add `head.<name>.<metric>`)."""
+    out = {"val_loss", "train_loss"}
+    by_task = {"classification": {"accuracy"}, "regression": {"r2"}, "sequence": {"accuracy", "perplexity"}}
+    out |= by_task.get(task, set())
+    if text_kind is not None:  # livetrain.training.text_metrics.epoch_scores
+        if task == "classification":
+            out.add("f1")
+        elif task == "regression":
+            out.add("mae")
+        elif text_kind == "question_answering":
+            out |= {"exact_match", "token_f1"}
+        elif text_kind == "summarization":
+            out |= {"rouge1", "rouge2", "rougeL"}
+    return out
+
+
 @dataclass
 class HyperParams:
     """How one run trains."""
@@ -393,14 +411,16 @@ def parse_network_spec(body: dict[str, Any]) -> NetworkSpec:
 
 
 def parse_hyperparams(body: dict[str, Any], spec: NetworkSpec, *, max_epochs: int, n_train: int,
-                      task: str | None = None) -> HyperParams:
+                      task: str | None = None, text_kind: str | None = None) -> HyperParams:
     """Hyper-parameters of a train request; defaults are the original server's for Nielsen networks.
 
-    `task` (the dataset's, when known) refuses a schedule or early stopping watching a metric the
-    run will never report (accuracy of a regression, r2 of a classification).
+    `task` (the dataset's, when known) and `text_kind` (a text dataset's `meta["text"]["kind"]`) refuse
+    a schedule or early stopping watching a metric livetrain knows but the run will never report
+    (accuracy of a regression, f1 of a table, rmse of any epoch), which would fail it at its first epoch.
     """
     nielsen = spec.kind == "layer_sizes"
-    batch_raw = body.get("mini_batch_size", body.get("batch_size", 10 if nielsen else 32))
+    # the default batch, never more than the training rows (a text dataset typed in sample by sample has few)
+    batch_raw = body.get("mini_batch_size", body.get("batch_size", min(10 if nielsen else 32, max(1, n_train))))
     hp = HyperParams(
         epochs=_number(body.get("epochs", 5), "epochs", kind=int, low=1, high=max_epochs),
         batch_size=_number(batch_raw, "mini_batch_size", kind=int, low=1, high=max(1, n_train)),
@@ -430,12 +450,13 @@ def parse_hyperparams(body: dict[str, Any], spec: NetworkSpec, *, max_epochs: in
         hp.clip_grad_norm = _number(body["clip_grad_norm"], "clip_grad_norm", kind=float, low=0.0, high=1e6,
                                     low_open=True)
     hp.early_stopping = parse_early_stopping(body.get("early_stopping"))
-    never = {"regression": "accuracy", "classification": "r2"}.get(task or "")
+    reported = reported_metrics(task, text_kind) if task else None
     for name, control in (("early_stopping", hp.early_stopping), ("lr_schedule", hp.lr_schedule)):
-        if control and never and control.get("metric") == never:
-            raise ValidationError(f"{name}.metric {never!r} is never reported for a {task} dataset; "
-                                  f"watch {'r2' if never == 'accuracy' else 'accuracy'} or val_loss",
-                                  detail={"field": f"{name}.metric"})
+        metric = (control or {}).get("metric")
+        if reported is not None and metric in METRIC_MODES and metric not in reported:
+            raise ValidationError(f"{name}.metric {metric!r} is never reported for a {task} dataset"
+                                  f"{' of text' if text_kind else ''}; watch one it reports: "
+                                  f"{', '.join(sorted(reported))}", detail={"field": f"{name}.metric"})
     hp.extra["monitor"] = parse_monitor_options(body, not nielsen).to_dict()  # issue 11: the training monitor
     return hp
 
