@@ -457,7 +457,7 @@ def parse_hyperparams(body: dict[str, Any], spec: NetworkSpec, *, max_epochs: in
             raise ValidationError(f"{name}.metric {metric!r} is never reported for a {task} dataset"
                                   f"{' of text' if text_kind else ''}; watch one it reports: "
                                   f"{', '.join(sorted(reported))}", detail={"field": f"{name}.metric"})
-    hp.extra["monitor"] = parse_monitor_options(body, not nielsen).to_dict()  # issue 11: the training monitor
+    hp.extra["monitor"] = parse_monitor_options(body, not nielsen).to_dict()  # the training monitor's options
     return hp
 
 
