@@ -43,6 +43,9 @@ def test_url_comes_from_the_option_then_the_environment_then_the_default(monkeyp
     ["networks", "create"], ["networks", "list"], ["networks", "delete", "n1"], ["datasets", "list"],
     ["datasets", "upload", "x.csv"], ["train", "n1", "--epochs", "1"], ["runs", "list"], ["runs", "show", "r1"],
     ["runs", "follow", "r1"], ["runs", "cancel", "r1"], ["experiments", "leaderboard", "default"],
+    ["networks", "generate", "n1", "--prompt", ""], ["runs", "logs", "r1"], ["vocabularies", "list"],
+    ["vocab", "show", "v1"], ["vocab", "create", "words"], ["vocab", "add", "v1", "cat"],
+    ["vocab", "build", "v1", "--dataset", "d1"],
 ])
 def test_every_client_command_has_its_implementation(argv):
     assert console.COMMANDS[parse(*argv).client_command].__name__ == parse(*argv).client_command.replace(" ", "_")
@@ -59,6 +62,28 @@ def test_options_are_parsed_to_what_the_server_takes():
     assert (args.network, args.experiment, args.status, args.limit, args.json) == ("n1", None, "running", 5, True)
     args = parse("experiments", "leaderboard", "e1", "--metric", "f1", "--split", "val")
     assert (args.experiment_id, args.metric, args.split) == ("e1", "f1", "val")
+
+
+def test_the_new_commands_parse_to_what_the_server_takes():
+    args = parse("runs", "logs", "r1", "--level", "warning", "--grep", "nan", "--source", "monitor", "--no-fold",
+                 "--limit", "20", "--follow")
+    assert (args.run_id, args.level, args.grep, args.source, args.no_fold, args.limit, args.follow) == (
+        "r1", "warning", "nan", "monitor", True, 20, True)
+    args = parse("networks", "generate", "n1", "--prompt", "Once", "--temperature", "0.8", "--max-tokens", "50",
+                 "--seed", "7")
+    assert (args.network_id, args.prompt, args.temperature, args.max_tokens, args.seed) == ("n1", "Once", 0.8, 50, 7)
+    args = parse("vocab", "build", "v1", "--dataset", "d1", "--level", "char", "--min-freq", "2", "--max-size", "99")
+    assert (args.vocabulary_id, args.dataset, args.level, args.min_freq, args.max_size) == ("v1", "d1", "char", 2, 99)
+    assert parse("vocabularies", "add", "v1", "cat", "dog").tokens == ["cat", "dog"]
+
+
+def test_a_log_line_reads_time_level_source_message_and_its_count():
+    line = {"time": 0, "level": "warning", "source": "monitor", "message": "vanishing gradients"}
+    start = console.fmt_time(0)
+    assert console.log_line(line) == f"{start}  warning  monitor  vanishing gradients"
+    assert console.log_line({**line, "count": 1}) == console.log_line(line)
+    assert console.log_line({**line, "level": "info", "count": 120}) == (
+        f"{start}  info     monitor  vanishing gradients (×120)")
 
 
 def test_upload_takes_any_table_file_with_the_reading_options_the_page_has():
@@ -85,6 +110,12 @@ def test_upload_takes_any_table_file_with_the_reading_options_the_page_has():
     (["runs", "list", "--status", "done"], "invalid choice: 'done'"),
     (["experiments", "leaderboard", "e1", "--split", "dev"], "invalid choice: 'dev'"),
     (["runs"], "the following arguments are required: ACTION"),
+    (["runs", "logs", "r1", "--source", "kernel"], "invalid choice: 'kernel'"),
+    (["networks", "generate", "n1"], "the following arguments are required: --prompt"),
+    (["networks", "generate", "n1", "--prompt", "a", "--max-tokens", "0"], "must be at least 1, got 0"),
+    (["vocab", "add", "v1"], "the following arguments are required: TOKEN"),
+    (["vocab", "build", "v1"], "the following arguments are required: --dataset"),
+    (["vocab", "create", "w", "--level", "byte"], "invalid choice: 'byte'"),
 ])
 def test_a_wrong_command_line_exits_2_saying_what_is_wrong(capsys, argv, says):
     assert says in usage_error(capsys, *argv)

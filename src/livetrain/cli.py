@@ -17,6 +17,9 @@ import time
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 RUN_STATUSES = ["queued", "running", "completed", "failed", "cancelled", "interrupted"]
+LOG_LEVELS = ["debug", "info", "warning", "error"]
+LOG_SOURCES = ["server", "worker", "trainer", "monitor"]
+TOKEN_CATEGORIES = ["special", "numeric", "alphabetic", "punctuation", "general"]
 # what console.ExitCode means, for --help (console is not imported to build the parser: `serve` stays lean)
 EXIT_CODES = """exit codes:
   0    done; a followed run completed
@@ -240,6 +243,17 @@ def _add_client_commands(sub: argparse._SubParsersAction) -> None:
     command(networks, "list", "networks list", "list the networks (GET /api/networks)")
     delete = command(networks, "delete", "networks delete", "delete a network (its runs stay)")
     delete.add_argument("network_id", metavar="ID")
+    generate = command(networks, "generate", "networks generate",
+                       "sample text from a trained language model (POST /api/networks/{id}/generate)")
+    generate.add_argument("network_id", metavar="NETWORK_ID")
+    generate.add_argument("--prompt", required=True, metavar="TEXT",
+                          help="the text to continue (the input, for a dataset of input -> target pairs); "
+                               "may be \"\"")
+    generate.add_argument("--temperature", type=_number, metavar="T",
+                          help="above 0, at most 100: low is nearly greedy, high more random (default 1.0)")
+    generate.add_argument("--max-tokens", type=_positive, metavar="N", help="stop after N tokens, 1-500 "
+                                                                           "(default 100)")
+    generate.add_argument("--seed", type=int, metavar="S", help="makes the sample repeatable")
 
     datasets = sub.add_parser("datasets", help="list and upload datasets").add_subparsers(
         dest="action", required=True, metavar="ACTION")
@@ -298,6 +312,46 @@ def _add_client_commands(sub: argparse._SubParsersAction) -> None:
     follow.add_argument("run_id", metavar="RUN_ID")
     cancel = command(runs, "cancel", "runs cancel", "cancel a queued or running run")
     cancel.add_argument("run_id", metavar="RUN_ID")
+    logs = command(runs, "logs", "runs logs", "print a run's log lines, oldest first (GET /api/runs/{id}/logs)")
+    logs.add_argument("run_id", metavar="RUN_ID")
+    logs.add_argument("--level", choices=LOG_LEVELS, help="lines at or above this level (default: debug, all)")
+    logs.add_argument("--grep", metavar="TEXT", help="lines whose message contains TEXT, in any case")
+    logs.add_argument("--source", choices=LOG_SOURCES, help="lines from this part of the server only")
+    logs.add_argument("--no-fold", action="store_true",
+                      help="print repeated lines one by one instead of once with (×COUNT)")
+    logs.add_argument("--limit", type=_positive, metavar="N", help="the last N lines (1-10000; default 1000)")
+    logs.add_argument("--follow", action="store_true",
+                      help="go on printing new lines until the run ends; exit as `runs follow` does")
+
+    vocabularies = sub.add_parser("vocabularies", aliases=["vocab"],
+                                  help="list, show, create and fill vocabularies (alias: vocab)").add_subparsers(
+        dest="action", required=True, metavar="ACTION")
+    command(vocabularies, "list", "vocabularies list", "list the vocabularies, newest first (GET /api/vocabularies)")
+    vocab_show = command(vocabularies, "show", "vocabularies show",
+                         "show a vocabulary and its tokens by id (GET /api/vocabularies/{id})")
+    vocab_show.add_argument("vocabulary_id", metavar="ID")
+    vocab_show.add_argument("--limit", type=_positive, metavar="N", help="at most N tokens (default 500)")
+    vocab_show.add_argument("--category", choices=TOKEN_CATEGORIES, help="only the tokens of this category")
+    vocab_create = command(vocabularies, "create", "vocabularies create",
+                           "create a project vocabulary holding the special tokens (POST /api/vocabularies)")
+    vocab_create.add_argument("name", metavar="NAME")
+    vocab_create.add_argument("--level", choices=["word", "char"],
+                              help="default: set by the first build or dataset that uses it")
+    vocab_create.add_argument("--description", metavar="TEXT")
+    vocab_add = command(vocabularies, "add", "vocabularies add",
+                        "add tokens to a vocabulary (POST /api/vocabularies/{id}/tokens)")
+    vocab_add.add_argument("vocabulary_id", metavar="ID")
+    vocab_add.add_argument("tokens", metavar="TOKEN", nargs="+")
+    vocab_build = command(vocabularies, "build", "vocabularies build",
+                          "add the most frequent tokens of a text dataset's training texts "
+                          "(POST /api/vocabularies/{id}/build)")
+    vocab_build.add_argument("vocabulary_id", metavar="ID")
+    vocab_build.add_argument("--dataset", required=True, metavar="ID", help="a text dataset")
+    vocab_build.add_argument("--level", choices=["word", "char"], help="default: the dataset's")
+    vocab_build.add_argument("--min-freq", type=_positive, metavar="N", help="tokens seen at least N times "
+                                                                            "(default 1)")
+    vocab_build.add_argument("--max-size", type=_positive, metavar="N",
+                             help="until the vocabulary holds N tokens, the specials included (default 20000)")
 
     experiments = sub.add_parser("experiments", help="compare the runs of an experiment").add_subparsers(
         dest="action", required=True, metavar="ACTION")

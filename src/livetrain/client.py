@@ -155,6 +155,10 @@ class LivetrainClient:
         """POST /api/networks/{id}/train: the 202 answer, whose `run_id` names the queued run."""
         return self.request("POST", f"/api/networks/{_segment(network_id)}/train", json=body)
 
+    def generate(self, network_id: str, body: dict[str, Any]) -> dict:
+        """POST /api/networks/{id}/generate with `prompt`, `temperature`, `max_tokens`, `seed`: the sampled `text`."""
+        return self.request("POST", f"/api/networks/{_segment(network_id)}/generate", json=body)
+
     # -- datasets -------------------------------------------------------------
     def list_datasets(self) -> dict:
         """GET /api/datasets: `{"datasets": [...], "default": id}`."""
@@ -198,6 +202,40 @@ class LivetrainClient:
         """GET /api/runs/{id}/events?after_seq=N: the stored events after `after_seq`, each with its `event` name."""
         answer = self.request("GET", f"/api/runs/{_segment(run_id)}/events", params={"after_seq": after_seq})
         return answer["events"]
+
+    def run_logs(self, run_id: str, *, level: str | None = None, q: str | None = None, source: str | None = None,
+                 fold: bool | None = None, after_seq: int | None = None, limit: int | None = None) -> dict:
+        """GET /api/runs/{id}/logs with the filters given: `{"status", "last_seq", "total", "lines": [...]}`,
+        oldest first; folded lines have `count` (and `last_seq`)."""
+        params = {key: value for key, value in (("level", level), ("q", q), ("source", source),
+                                                ("after_seq", after_seq), ("limit", limit)) if value is not None}
+        if fold is not None:
+            params["fold"] = "true" if fold else "false"
+        return self.request("GET", f"/api/runs/{_segment(run_id)}/logs", params=params)
+
+    # -- vocabularies ---------------------------------------------------------
+    def list_vocabularies(self) -> dict:
+        """GET /api/vocabularies: `{"vocabularies": [...]}`, newest first."""
+        return self.request("GET", "/api/vocabularies")
+
+    def get_vocabulary(self, vocabulary_id: str, *, limit: int | None = None, offset: int | None = None,
+                       category: str | None = None) -> dict:
+        """GET /api/vocabularies/{id}: the vocabulary and a page of its `tokens`."""
+        params = {key: value for key, value in (("limit", limit), ("offset", offset), ("category", category))
+                  if value is not None}
+        return self.request("GET", f"/api/vocabularies/{_segment(vocabulary_id)}", params=params)
+
+    def create_vocabulary(self, body: dict[str, Any]) -> dict:
+        """POST /api/vocabularies with `name` and optionally `level`, `description`, `tokens`."""
+        return self.request("POST", "/api/vocabularies", json=body)
+
+    def add_tokens(self, vocabulary_id: str, tokens: list[str]) -> dict:
+        """POST /api/vocabularies/{id}/tokens: `{"added": [...], "existing": [...], "size"}`."""
+        return self.request("POST", f"/api/vocabularies/{_segment(vocabulary_id)}/tokens", json={"tokens": tokens})
+
+    def build_vocabulary(self, vocabulary_id: str, body: dict[str, Any]) -> dict:
+        """POST /api/vocabularies/{id}/build with `dataset_id` and optionally `level`, `min_freq`, `max_size`."""
+        return self.request("POST", f"/api/vocabularies/{_segment(vocabulary_id)}/build", json=body)
 
     # -- experiments ----------------------------------------------------------
     def leaderboard(self, experiment_id: str, *, metric: str | None = None, split: str | None = None) -> dict:

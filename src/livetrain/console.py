@@ -226,6 +226,26 @@ def networks_delete(client: LivetrainClient, args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
+def networks_generate(client: LivetrainClient, args: argparse.Namespace) -> int:
+    """POST /api/networks/{id}/generate: the text on stdout, how it was made on stderr."""
+    body: dict[str, Any] = {"prompt": args.prompt}
+    for key, value in (("temperature", args.temperature), ("max_tokens", args.max_tokens), ("seed", args.seed)):
+        if value is not None:
+            body[key] = value
+    answer = client.generate(args.network_id, body)
+    if args.json:
+        print_json(answer)
+        return ExitCode.OK
+    print(answer.get("text", ""), flush=True)
+    stopped = "at <eos>" if answer.get("stopped") == "eos" else "at --max-tokens"
+    temperature = answer.get("temperature")
+    temperature = f"{temperature:g}" if isinstance(temperature, int | float) else fmt(temperature)
+    note(f"network {answer.get('network_id', args.network_id)} version {answer.get('version')}: "
+         f"{answer.get('tokens')} {answer.get('level') or 'word'} token(s), stopped {stopped}, temperature "
+         f"{temperature}, seed {fmt(answer.get('seed'))}")
+    return ExitCode.OK
+
+
 # -- datasets -------------------------------------------------------------------
 def _dataset_kind(dataset: dict) -> str:
     if dataset.get("builtin"):
@@ -373,6 +393,145 @@ def runs_cancel(client: LivetrainClient, args: argparse.Namespace) -> int:
     else:
         print(f"run {run['run_id']}: cancel requested ({run.get('status')}; it stops after the current mini-batch "
               "or step)")
+    return ExitCode.OK
+
+
+LOG_POLL_SECONDS = 1.0
+
+
+def log_line(line: dict) -> str:
+    """`time  level  source  message (×count)`: one log line, levels and sources padded to line up."""
+    count = line.get("count") or 1
+    text = f"{fmt_time(line.get('time'))}  {str(line.get('level')):<7}  {str(line.get('source')):<7}  " \
+           f"{line.get('message', '')}"
+    return f"{text} (×{count})" if count > 1 else text
+
+
+def runs_logs(client: LivetrainClient, args: argparse.Namespace) -> int:
+    """GET /api/runs/{id}/logs, filtered and folded; with --follow, polled with after_seq until the run ends."""
+    filters = {"level": args.level, "q": args.grep, "source": args.source, "fold": not args.no_fold}
+    answer = client.run_logs(args.run_id, limit=args.limit, **filters)
+    if args.json and not args.follow:
+        print_json(answer)
+        return ExitCode.OK
+
+    def show(lines: list[dict]) -> int:
+        """Print lines; the highest seq they cover (a folded line covers up to its `last_seq`)."""
+        for line in lines:
+            print(json.dumps(line) if args.json else log_line(line), flush=True)
+        return max((max(line.get("seq") or 0, line.get("last_seq") or 0) for line in lines), default=0)
+
+    after = show(answer["lines"])
+    if not args.follow:
+        return ExitCode.OK
+    # the answer's status is read before its lines, and a run's whole log is stored before it ends:
+    # the answer that says it has ended holds its last lines
+    while answer.get("status") not in FINAL_STATUSES:
+        time.sleep(LOG_POLL_SECONDS)
+        answer = client.run_logs(args.run_id, after_seq=after, limit=10_000, **filters)
+        after = max(after, show(answer["lines"]))
+    note(f"run {args.run_id} {answer.get('status')}")
+    return STATUS_EXIT.get(answer.get("status"), ExitCode.ERROR)
+
+
+# -- vocabularies ---------------------------------------------------------------
+CATEGORY_ORDER = ("special", "numeric", "alphabetic", "punctuation", "general")
+
+
+def _categories(vocabulary: dict) -> str:
+    """`special 5, alphabetic 2`: tokens per category, in the docs' order whatever order the server counted in."""
+    counts = vocabulary.get("categories") or {}
+    names = [*CATEGORY_ORDER, *sorted(set(counts) - set(CATEGORY_ORDER))]
+    return ", ".join(f"{name} {counts[name]}" for name in names if counts.get(name))
+
+
+def _token_text(token: str) -> str:
+    """A token as a cell: quoted when it has spaces at either end (a space, a new line), else as it is."""
+    return repr(token) if token != token.strip() else token
+
+
+def _vocabulary_fields(vocabulary: dict) -> list[tuple[str, Any]]:
+    return [("vocabulary", vocabulary["vocabulary_id"]), ("name", vocabulary.get("name")),
+            ("level", vocabulary.get("level")), ("dataset", vocabulary.get("dataset_id")),
+            ("size", vocabulary.get("size")), ("embeddings", vocabulary.get("num_embeddings")),
+            ("categories", _categories(vocabulary)), ("used by", ", ".join(vocabulary.get("used_by") or []) or None),
+            ("description", vocabulary.get("description") or None)]
+
+
+def vocabularies_list(client: LivetrainClient, args: argparse.Namespace) -> int:
+    """GET /api/vocabularies as a table."""
+    answer = client.list_vocabularies()
+    if args.json:
+        print_json(answer)
+        return ExitCode.OK
+    rows = [[v["vocabulary_id"], v.get("name"), v.get("level"), v.get("dataset_id"), v.get("size"),
+             v.get("num_embeddings"), ",".join(v.get("used_by") or []) or "-"] for v in answer["vocabularies"]]
+    print(format_table(["VOCABULARY", "NAME", "LEVEL", "DATASET", "SIZE", "EMBEDDINGS", "USED_BY"], rows))
+    return ExitCode.OK
+
+
+def vocabularies_show(client: LivetrainClient, args: argparse.Namespace) -> int:
+    """GET /api/vocabularies/{id}: its fields, then its tokens by id."""
+    vocabulary = client.get_vocabulary(args.vocabulary_id, limit=args.limit, category=args.category)
+    if args.json:
+        print_json(vocabulary)
+        return ExitCode.OK
+    print(format_fields(_vocabulary_fields(vocabulary)))
+    tokens = vocabulary.get("tokens") or []
+    print()
+    print(format_table(["ID", "TOKEN", "CATEGORY", "COUNT"],
+                       [[t.get("id"), _token_text(t["token"]), t.get("category"), t.get("count")] for t in tokens]))
+    shown = vocabulary.get("size") if args.category is None else None
+    if shown is not None and shown > len(tokens):
+        print(f"{len(tokens)} of {shown} tokens (--limit shows more)")
+    return ExitCode.OK
+
+
+def vocabularies_create(client: LivetrainClient, args: argparse.Namespace) -> int:
+    """POST /api/vocabularies."""
+    body: dict[str, Any] = {"name": args.name}
+    for key, value in (("level", args.level), ("description", args.description)):
+        if value is not None:
+            body[key] = value
+    vocabulary = client.create_vocabulary(body)
+    if args.json:
+        print_json(vocabulary)
+    else:
+        print(format_fields(_vocabulary_fields(vocabulary)))
+    return ExitCode.OK
+
+
+def vocabularies_add(client: LivetrainClient, args: argparse.Namespace) -> int:
+    """POST /api/vocabularies/{id}/tokens: the tokens added with their ids, and those already there."""
+    answer = client.add_tokens(args.vocabulary_id, args.tokens)
+    if args.json:
+        print_json(answer)
+        return ExitCode.OK
+    added = answer.get("added") or []
+    existing = answer.get("existing") or []
+    print(f"vocabulary {answer.get('vocabulary_id', args.vocabulary_id)}: added {len(added)} token(s), "
+          f"{len(existing)} already there; size {answer.get('size')}")
+    if added:
+        print(format_table(["ID", "TOKEN", "CATEGORY"], [[t.get("id"), _token_text(t["token"]), t.get("category")]
+                                                         for t in added]))
+    if existing:
+        print("already there: " + " ".join(_token_text(token) for token in existing))
+    return ExitCode.OK
+
+
+def vocabularies_build(client: LivetrainClient, args: argparse.Namespace) -> int:
+    """POST /api/vocabularies/{id}/build from a text dataset."""
+    body: dict[str, Any] = {"dataset_id": args.dataset}
+    for key, value in (("level", args.level), ("min_freq", args.min_freq), ("max_size", args.max_size)):
+        if value is not None:
+            body[key] = value
+    answer = client.build_vocabulary(args.vocabulary_id, body)
+    if args.json:
+        print_json(answer)
+        return ExitCode.OK
+    print(format_fields([*_vocabulary_fields(answer)[:3], ("added", answer.get("added")),
+                         ("distinct tokens", answer.get("distinct_tokens")),
+                         ("below min freq", answer.get("below_min_freq")), *_vocabulary_fields(answer)[4:7]]))
     return ExitCode.OK
 
 
@@ -590,6 +749,7 @@ COMMANDS: dict[str, Command] = {
     "networks create": networks_create,
     "networks list": networks_list,
     "networks delete": networks_delete,
+    "networks generate": networks_generate,
     "datasets list": datasets_list,
     "datasets upload": datasets_upload,
     "train": train,
@@ -597,5 +757,11 @@ COMMANDS: dict[str, Command] = {
     "runs show": runs_show,
     "runs follow": runs_follow,
     "runs cancel": runs_cancel,
+    "runs logs": runs_logs,
+    "vocabularies list": vocabularies_list,
+    "vocabularies show": vocabularies_show,
+    "vocabularies create": vocabularies_create,
+    "vocabularies add": vocabularies_add,
+    "vocabularies build": vocabularies_build,
     "experiments leaderboard": experiments_leaderboard,
 }

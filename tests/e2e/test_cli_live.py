@@ -547,3 +547,140 @@ def test_train_with_a_schedule_clipping_and_early_stopping(server):
     assert as_json.returncode == 0, as_json.stderr
     run_id = re.match(r"run (\w+)", as_json.stdout).group(1)
     assert server.api.run(run_id)["params"]["lr_schedule"] == {"type": "cosine", "t_max": 4, "eta_min": 0.0}
+
+
+def _logs(server, run_id: str, **params) -> list[dict]:
+    return server.api.get(f"/api/runs/{run_id}/logs", params=params)["lines"]
+
+
+def _messages(stdout: str) -> list[str]:
+    """The message (and its ×count) of each `time  level  source  message` line."""
+    return [re.fullmatch(r"\S+ \S+ +\S+ +\S+ +(\S.*)", text).group(1) for text in stdout.splitlines()]
+
+
+def test_runs_logs_filters_and_folds_as_the_server_does(server):
+    # plain SGD at a learning rate of 50 kills every ReLU at once: the monitor warns at every step, one line folded
+    layers = [{"type": "Linear", "out_features": 32}, {"type": "ReLU"}, {"type": "Linear", "out_features": 3}]
+    network_id = server.api.post("/api/networks", {"dataset_id": "iris", "layers": layers, "optimizer": "sgd"},
+                                 expect=201)["network_id"]
+    run_id = server.api.train(network_id, epochs=2, batch_size=32, learning_rate=50, momentum=0.9,
+                              monitor_every=1)["run_id"]
+    assert server.api.wait_for_run(run_id)["status"] == "completed"
+
+    warnings = cli(server, "runs", "logs", run_id, "--level", "warning")
+    unfolded = _logs(server, run_id, level="warning")
+    assert warnings.returncode == 0, warnings.stderr
+    assert len(unfolded) > 1 and len(warnings.stdout.splitlines()) == 1
+    line = warnings.stdout.splitlines()[0]
+    assert line.split()[2:4] == ["warning", "monitor"]
+    assert line.endswith(f"  {unfolded[0]['message']} (×{len(unfolded)})")
+    one_by_one = cli(server, "runs", "logs", run_id, "--level", "warning", "--no-fold").stdout.splitlines()
+    assert len(one_by_one) == len(unfolded) and not any("×" in text for text in one_by_one)
+
+    every = cli(server, "runs", "logs", run_id)
+    folded = _logs(server, run_id, fold="true")
+    assert _messages(every.stdout) == [
+        line["message"] + (f" (×{line['count']})" if line["count"] > 1 else "") for line in folded]
+    assert {"debug", "info", "warning"} == {text.split()[2] for text in every.stdout.splitlines()}
+
+    epoch = cli(server, "runs", "logs", run_id, "--grep", "EPOCH 2/2")
+    assert [m[:9] for m in _messages(epoch.stdout)] == ["epoch 2/2"]
+    servers = cli(server, "runs", "logs", run_id, "--source", "server", "--level", "info").stdout.splitlines()
+    assert servers and {text.split()[3] for text in servers} == {"server"}
+    assert len(servers) == len(_logs(server, run_id, source="server", level="info", fold="true"))
+    assert json.loads(cli(server, "runs", "logs", run_id, "--json").stdout)["lines"] == folded
+
+    # an ended run: --follow prints what there is and exits as the run ended
+    followed = cli(server, "runs", "logs", run_id, "--level", "warning", "--follow")
+    assert (followed.returncode, followed.stdout) == (0, warnings.stdout)
+    assert f"run {run_id} completed" in followed.stderr
+
+    unknown = cli(server, "runs", "logs", "nope")
+    message = server.api.request("GET", "/api/runs/nope/logs").json()["message"]
+    assert (unknown.returncode, unknown.stdout, unknown.stderr) == (5, "", f"livetrain: {message}\n")
+    bad = cli(server, "runs", "logs", run_id, "--level", "loud")
+    assert bad.returncode == 2 and "invalid choice: 'loud'" in bad.stderr
+
+
+def test_runs_logs_follow_prints_each_line_once_until_the_run_ends(server):
+    network_id = server.api.post("/api/networks", IRIS, expect=201)["network_id"]
+    run_id = server.api.train(network_id, epochs=20, mini_batch_size=1)["run_id"]
+    followed = cli(server, "runs", "logs", run_id, "--level", "info", "--follow")
+    assert followed.returncode == 0, followed.stderr
+    messages = _messages(followed.stdout)
+    assert messages == [line["message"] for line in _logs(server, run_id, level="info", fold="true")]
+    assert [m.split(":")[0] for m in messages if m.startswith("epoch ")] == [f"epoch {i}/20" for i in range(1, 21)]
+    assert messages[-1].startswith("completed: accuracy ")
+
+
+def test_networks_generate_refuses_a_network_that_is_no_language_model(server):
+    network_id = server.api.post("/api/networks", IRIS, expect=201)["network_id"]
+    refused = cli(server, "networks", "generate", network_id, "--prompt", "Once", "--temperature", "0.5",
+                  "--max-tokens", "5", "--seed", "1")
+    answer = server.api.request("POST", f"/api/networks/{network_id}/generate", json={"prompt": "Once"}).json()
+    assert answer["error"] == "not_a_language_model"
+    assert (refused.returncode, refused.stdout, refused.stderr) == (5, "", f"livetrain: {answer['message']}\n")
+    missing = cli(server, "networks", "generate", network_id)
+    assert missing.returncode == 2 and "--prompt" in missing.stderr
+
+
+def test_networks_generate_prints_the_text_of_a_language_model(server):
+    dataset_id = server.api.post("/api/datasets", {
+        "kind": "generation", "name": "cli-tales", "max_len": 16,
+        "samples": ["once upon a time there was a cat. once upon a time there was a dog. " * 2]},
+        expect=201)["id"]
+    network_id = server.api.post("/api/networks", {"dataset_id": dataset_id}, expect=201)["network_id"]
+    assert server.api.wait_for_run(server.api.train(network_id, epochs=1)["run_id"])["status"] == "completed"
+    generated = cli(server, "networks", "generate", network_id, "--prompt", "once", "--temperature", "0.5",
+                    "--max-tokens", "12", "--seed", "7")
+    assert generated.returncode == 0, generated.stderr
+    expected = server.api.post(f"/api/networks/{network_id}/generate",
+                               {"prompt": "once", "temperature": 0.5, "max_tokens": 12, "seed": 7})
+    assert generated.stdout == expected["text"] + "\n"
+    assert generated.stderr == (f"network {network_id} version 1: {expected['tokens']} char token(s), stopped "
+                                f"{'at <eos>' if expected['stopped'] == 'eos' else 'at --max-tokens'}, "
+                                "temperature 0.5, seed 7\n")
+    as_json = cli(server, "networks", "generate", network_id, "--prompt", "once", "--seed", "7", "--json")
+    assert json.loads(as_json.stdout)["text"] == server.api.post(f"/api/networks/{network_id}/generate",
+                                                                 {"prompt": "once", "seed": 7})["text"]
+
+
+def test_vocab_create_add_list_show_and_build(server):
+    created = cli(server, "vocab", "create", "cli-words", "--level", "word")
+    assert created.returncode == 0, created.stderr
+    vocabulary_id = re.search(r"^vocabulary\s+(\w+)$", created.stdout, re.M).group(1)
+    assert re.search(r"^size\s+5$", created.stdout, re.M) and re.search(r"^level\s+word$", created.stdout, re.M)
+
+    added = cli(server, "vocab", "add", vocabulary_id, "cat", "42")
+    assert added.returncode == 0, added.stderr
+    assert added.stdout.splitlines()[0] == f"vocabulary {vocabulary_id}: added 2 token(s), 0 already there; size 7"
+    assert [line.split() for line in added.stdout.splitlines()[2:]] == [["5", "cat", "alphabetic"],
+                                                                        ["6", "42", "numeric"]]
+    again = cli(server, "vocabularies", "add", vocabulary_id, "cat", "dog")
+    assert again.stdout.splitlines()[-1] == "already there: cat"
+    assert line_with(again.stdout, " dog ").split() == ["7", "dog", "alphabetic"]
+    bad = cli(server, "vocab", "add", vocabulary_id, "two words")
+    message = server.api.request("POST", f"/api/vocabularies/{vocabulary_id}/tokens",
+                                 json={"tokens": ["two words"]}).json()["message"]
+    assert (bad.returncode, bad.stderr) == (5, f"livetrain: {message}\n")
+
+    listed = cli(server, "vocab", "list")
+    assert listed.returncode == 0
+    assert line_with(listed.stdout, vocabulary_id).split() == [vocabulary_id, "cli-words", "word", "-", "8", "8", "-"]
+    assert json.loads(cli(server, "vocab", "list", "--json").stdout) == server.api.get("/api/vocabularies")
+    shown = cli(server, "vocab", "show", vocabulary_id)
+    tokens = [line.split()[:3] for line in shown.stdout.split("\n\n")[1].splitlines()[1:]]
+    assert tokens[:2] == [["0", "<pad>", "special"], ["1", "<unk>", "special"]]
+    assert tokens[5:] == [["5", "cat", "alphabetic"], ["6", "42", "numeric"], ["7", "dog", "alphabetic"]]
+    assert re.search(r"^categories\s+special 5, numeric 1, alphabetic 2$", shown.stdout, re.M)
+
+    reviews = server.api.post("/api/datasets", {
+        "kind": "binary_classification", "name": "cli-reviews", "seed": 0,
+        "samples": [{"text": f"{word} film {word}", "label": label} for word, label in
+                    [("great", "pos"), ("dull", "neg"), ("fine", "pos"), ("bad", "neg")] * 5]}, expect=201)
+    built = cli(server, "vocab", "build", vocabulary_id, "--dataset", reviews["id"], "--min-freq", "2")
+    assert built.returncode == 0, built.stderr
+    after = server.api.get(f"/api/vocabularies/{vocabulary_id}")
+    assert re.search(rf"^size\s+{after['size']}$", built.stdout, re.M) and after["size"] > 8
+    assert re.search(rf"^added\s+{after['size'] - 8}$", built.stdout, re.M)
+    assert "film" in [t["token"] for t in after["tokens"]]
