@@ -23,6 +23,7 @@ from livetrain.concurrency import run_blocking
 from livetrain.data.stored import dataset_dir
 from livetrain.errors import Conflict, LivetrainError
 from livetrain.services.registry import CHALLENGER, CHAMPION, TRAIN_KEYS, held_out_scores
+from livetrain.services.runs import training_controls
 from livetrain.store import Dataset
 from livetrain.store.entities import (
     DEFAULT_EXPERIMENT_ID,
@@ -33,6 +34,7 @@ from livetrain.store.entities import (
     RunStatus,
 )
 from livetrain.training.metrics import classification_metrics, higher_is_better, regression_metrics
+from livetrain.training.spec import NetworkSpec
 
 log = logging.getLogger(__name__)
 
@@ -160,9 +162,12 @@ class RetrainingService:
             "y_val": arrays.y_val if arrays.has_val else np.zeros((0, *arrays.y_train.shape[1:]), arrays.y_train.dtype),
             "X_test": arrays.X_test, "y_test": arrays.y_test,
         }
+        # a text dataset's tokens (and a sequence one's target texts) go with its arrays: the challenger's run
+        # scores with the text metrics (f1 as text datasets define it) as the champion's did
+        parts.update({k: v for k, v in arrays.preprocessing.items() if k.startswith("text_")})
         dataset_id = uuid.uuid4().hex[:12]
         ref = self.artifacts.write(f"{dataset_dir(dataset_id)}/arrays.npz", lambda fh: np.savez(fh, **parts))
-        keep = ("classes", "feature_names", "n_outputs", "target_mean", "target_std", "image", "kind")
+        keep = ("classes", "feature_names", "n_outputs", "target_mean", "target_std", "image", "kind", "text")
         meta = {k: v for k, v in {**root.meta, **source.meta}.items() if k in keep}
         for key in ("target_mean", "target_std"):  # a built-in keeps these with its arrays, not in its row
             if key in arrays.preprocessing:
@@ -181,13 +186,16 @@ class RetrainingService:
 
     def _start_run(self, champion: ModelVersion, dataset: Dataset, policy: dict[str, Any], retraining: Retraining):
         """The challenger's run: the champion's network spec as a new network on the derived dataset, or the
-        champion run's algorithm and parameters; trained with the policy's parameters over the champion's."""
+        champion run's algorithm and parameters; trained with the policy's parameters over the champion's, and
+        with the champion run's training controls (schedule, gradient clipping, early stopping, monitor)."""
         train = policy.get("train") or {}
         if champion.network_id is not None:
             network = self.networks.get(champion.network_id)
             version = self.networks.version(network, champion.network_version)
             source_run = self.store.get_run(version.run_id) if version.run_id else None
-            params = {k: v for k, v in (source_run.params if source_run else {}).items() if k in TRAIN_KEYS}
+            ran = source_run.params if source_run else {}
+            params = {k: v for k, v in ran.items() if k in TRAIN_KEYS}
+            params.update(training_controls(ran, NetworkSpec.from_dict(network.spec)))
             challenger = self.networks.create({**network.spec, "dataset_id": dataset.id,
                                                "name": f"{retraining.model_name} challenger {retraining.id}"[:100]})
             return self.runs.start(challenger.id, {**params, **{k: v for k, v in train.items() if k in TRAIN_KEYS}})

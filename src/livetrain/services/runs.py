@@ -18,7 +18,7 @@ from livetrain.services.common import whole_number
 from livetrain.services.reporting import RunReporter
 from livetrain.store import Dataset, Network, Run, RunStatus
 from livetrain.store.entities import ACTIVE_STATUSES, DEFAULT_EXPERIMENT_ID, NETWORK_ALGORITHM
-from livetrain.training.spec import NetworkSpec, parse_hyperparams
+from livetrain.training.spec import CONTROLS, NetworkSpec, parse_hyperparams
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +57,19 @@ def library_versions() -> dict[str, str]:
 def dataset_job(dataset: Dataset) -> dict[str, Any]:
     """What a worker needs to load a dataset's arrays (files included, which the API never shows)."""
     return {**dataset.to_dict(), "files": dataset.files}
+
+
+def training_controls(params: dict[str, Any], spec: NetworkSpec) -> dict[str, Any]:
+    """The training controls a run's stored `params` ran with, as a train request names them: the schedule,
+    gradient clipping, early stopping, and the monitor as the run had it (kept in its params' extra; a run
+    started with "monitor": false must not be sampled when it is continued or retrained)."""
+    out = {k: params[k] for k in CONTROLS if params.get(k) is not None}
+    monitor = (params.get("extra") or {}).get("monitor") or {}
+    if spec.kind == "layers" and "enabled" in monitor:
+        out["monitor"] = bool(monitor["enabled"])
+    if spec.kind == "layers" and monitor.get("every") is not None:
+        out["monitor_every"] = monitor["every"]
+    return out
 
 
 def owner_token() -> str:
@@ -259,17 +272,10 @@ class RunService:
         self._check_idle(network)
         spec = NetworkSpec.from_dict(network.spec)
         merged = {k: v for k, v in source.params.items() if k in ("learning_rate", "optimizer", "momentum",
-                                                                     "weight_decay", "seed", "lr_schedule",
-                                                                     "clip_grad_norm", "early_stopping")}
+                                                                     "weight_decay", "seed")}
+        merged.update(training_controls(source.params, spec))
         merged["mini_batch_size"] = source.params.get("batch_size")
         merged["epochs"] = max(1, source.total_epochs - (source.checkpoint_epoch or 0))
-        # the monitor as the source ran it (kept in its params' extra): a run started with "monitor": false
-        # must not be sampled again when it is continued
-        monitor = (source.params.get("extra") or {}).get("monitor") or {}
-        if spec.kind == "layers" and "enabled" in monitor:
-            merged["monitor"] = bool(monitor["enabled"])
-        if spec.kind == "layers" and monitor.get("every") is not None:
-            merged["monitor_every"] = monitor["every"]
         merged.update({k: v for k, v in body.items() if k not in ("resume", "queue")})
         hp = parse_hyperparams(merged, spec, max_epochs=self.settings.max_epochs, n_train=dataset.n_train,
                                task=dataset.task, text_kind=(dataset.meta.get("text") or {}).get("kind"))

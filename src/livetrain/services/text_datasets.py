@@ -282,6 +282,9 @@ class TextDatasetService:
         """The samples as stored (with the split each is in)."""
         import pandas as pd
 
+        if "table" not in dataset.files:  # a retraining's training set: arrays only, its samples are its original's
+            raise ValidationError(f"dataset {dataset.id} was derived from dataset {dataset.meta.get('parent_id')} "
+                                  "and has no samples of its own; use that one", code="derived_dataset")
         ref = dataset.files["table"]
         frame = pd.read_parquet(io.BytesIO(self.artifacts.open_verified(ref["path"], ref["sha256"]).getvalue()))
         records = frame.to_dict(orient="records")
