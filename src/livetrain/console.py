@@ -226,12 +226,15 @@ def networks_delete(client: LivetrainClient, args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
+def _given(**options: Any) -> dict[str, Any]:
+    """The options the user gave (the others stay out of the body, so the server's defaults apply)."""
+    return {key: value for key, value in options.items() if value is not None}
+
+
 def networks_generate(client: LivetrainClient, args: argparse.Namespace) -> int:
     """POST /api/networks/{id}/generate: the text on stdout, how it was made on stderr."""
-    body: dict[str, Any] = {"prompt": args.prompt}
-    for key, value in (("temperature", args.temperature), ("max_tokens", args.max_tokens), ("seed", args.seed)):
-        if value is not None:
-            body[key] = value
+    body = {"prompt": args.prompt, **_given(temperature=args.temperature, max_tokens=args.max_tokens,
+                                             seed=args.seed)}
     answer = client.generate(args.network_id, body)
     if args.json:
         print_json(answer)
@@ -308,13 +311,10 @@ def datasets_upload(client: LivetrainClient, args: argparse.Namespace) -> int:
 # -- training and runs ----------------------------------------------------------
 def train(client: LivetrainClient, args: argparse.Namespace) -> int:
     """POST /api/networks/{id}/train; with --follow, follow the run until it ends."""
-    body: dict[str, Any] = {"epochs": args.epochs}
-    for key, value in (("mini_batch_size", args.mini_batch_size), ("learning_rate", args.learning_rate),
-                       ("optimizer", args.optimizer), ("experiment_id", args.experiment),
-                       ("lr_schedule", args.lr_schedule), ("clip_grad_norm", args.clip_grad_norm),
-                       ("early_stopping", args.early_stopping)):
-        if value is not None:
-            body[key] = value
+    body = {"epochs": args.epochs, **_given(
+        mini_batch_size=args.mini_batch_size, learning_rate=args.learning_rate, optimizer=args.optimizer,
+        experiment_id=args.experiment, lr_schedule=args.lr_schedule, clip_grad_norm=args.clip_grad_norm,
+        early_stopping=args.early_stopping)}
     started = client.train(args.network_id, body)
     run_id = started["run_id"]
     if args.follow:
@@ -489,10 +489,7 @@ def vocabularies_show(client: LivetrainClient, args: argparse.Namespace) -> int:
 
 def vocabularies_create(client: LivetrainClient, args: argparse.Namespace) -> int:
     """POST /api/vocabularies."""
-    body: dict[str, Any] = {"name": args.name}
-    for key, value in (("level", args.level), ("description", args.description)):
-        if value is not None:
-            body[key] = value
+    body = {"name": args.name, **_given(level=args.level, description=args.description)}
     vocabulary = client.create_vocabulary(body)
     if args.json:
         print_json(vocabulary)
@@ -521,10 +518,7 @@ def vocabularies_add(client: LivetrainClient, args: argparse.Namespace) -> int:
 
 def vocabularies_build(client: LivetrainClient, args: argparse.Namespace) -> int:
     """POST /api/vocabularies/{id}/build from a text dataset."""
-    body: dict[str, Any] = {"dataset_id": args.dataset}
-    for key, value in (("level", args.level), ("min_freq", args.min_freq), ("max_size", args.max_size)):
-        if value is not None:
-            body[key] = value
+    body = {"dataset_id": args.dataset, **_given(level=args.level, min_freq=args.min_freq, max_size=args.max_size)}
     answer = client.build_vocabulary(args.vocabulary_id, body)
     if args.json:
         print_json(answer)
