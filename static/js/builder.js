@@ -328,9 +328,12 @@
     }
   }
 
+  /** Fetch the layers; redraw only when they changed, so a refusal shown meanwhile stays beside its row. */
   async function reload() {
     try {
-      structure = await lt.api("GET", `${base}/layers`);
+      const fresh = await lt.api("GET", `${base}/layers`);
+      if (fresh.revision === structure.revision) return;
+      structure = fresh;
       render();
     } catch (err) {
       generalError.textContent = err.message;
