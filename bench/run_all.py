@@ -2,7 +2,7 @@
 
     python -m bench.run_all                 # everything but upload (about 3.5 minutes on 2 cores)
     python -m bench.run_all --only events   # one benchmark: epoch, status, events, sklearn, pages, batch,
-                                            # dialects, auth, layers, upload
+                                            # dialects, auth, layers, workers, upload
     python -m bench.run_all --only upload   # big-file uploads, 50 MB and 1 GB (several minutes)
     python -m bench.run_all --only scale    # Celery workers and server nodes on Redis and PostgreSQL (~4 min)
     python -m bench.run_all --rounds 5      # more rounds of the epoch-time comparison
@@ -133,9 +133,16 @@ def run_layers(args) -> dict[str, Any]:
     return layer_epoch.run(rounds=args.layer_rounds, epochs=args.layer_epochs)
 
 
+def run_workers(args) -> dict[str, Any]:
+    """Benchmark 15: a worker started anew against one forked from the worker template."""
+    from bench import worker_start
+
+    return worker_start.run(rounds=args.worker_rounds)
+
+
 BENCHMARKS = {"epoch": run_epoch, "status": run_status, "events": run_events, "sklearn": run_sklearn,
               "pages": run_pages, "batch": run_batch, "dialects": run_dialects, "auth": run_auth,
-              "layers": run_layers, "upload": run_upload, "scale": run_scale}
+              "layers": run_layers, "workers": run_workers, "upload": run_upload, "scale": run_scale}
 # Left out of the full run: the 1 GB upload alone takes minutes on 2 cores
 # (and writes a 1 GB file to /tmp); ask for it with --only upload. Scale-out needs
 # Redis and PostgreSQL and takes about 4 minutes; ask for it with --only scale.
@@ -259,7 +266,22 @@ def table(results: dict[str, Any]) -> str:
     rows += _scale_rows(results.get("scale"))
     rows += _auth_rows(results.get("auth"))
     rows += _layer_rows(results.get("layers"))
+    rows += _worker_rows(results.get("workers"))
     return markdown_table(rows)
+
+
+def _worker_rows(workers: dict[str, Any] | None) -> list[tuple[str, ...]]:
+    if not workers:
+        return []
+    if "error" in workers:
+        return [("15", "worker start", "error: " + workers["error"].strip().splitlines()[-1][:80], "", "NO")]
+    anew, forked = workers["anew"], workers["forked"]
+    return [("15", "worker forked from the template / started anew: time to ready",
+             f"{workers['ratio_wall']:.3f} ({forked['wall']:.3f} s vs {anew['wall']:.2f} s)", "<= 0.1",
+             "yes" if workers["ratio_wall"] <= 0.1 else "NO"),
+            ("15", "the same: CPU the new worker used to get ready",
+             f"{workers['ratio_cpu']:.3f} ({forked['cpu']:.2f} s vs {anew['cpu']:.2f} s)", "<= 0.1",
+             "yes" if workers["ratio_cpu"] <= 0.1 else "NO")]
 
 
 def _layer_rows(layers: dict[str, Any] | None) -> list[tuple[str, ...]]:
@@ -361,6 +383,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--auth-connects", type=int, default=30, help="timed Socket.IO connects per server, "
                                                                       "benchmark 12")
     parser.add_argument("--layer-rounds", type=int, default=5, help="rounds of benchmark 14")
+    parser.add_argument("--worker-rounds", type=int, default=5, help="rounds of benchmark 15")
     parser.add_argument("--layer-epochs", type=int, default=8, help="epochs of each run of benchmark 14")
     parser.add_argument("--out", type=Path, default=RESULTS / "latest.json")
     args = parser.parse_args(argv)

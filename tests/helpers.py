@@ -78,8 +78,9 @@ def run_in(client, experiment_id: str, **body) -> dict:
 
 
 def worker_processes() -> set[int]:
-    """Pids of this process's live worker processes (zombies left out), read from /proc."""
-    pids = set()
+    """Pids of this process's live worker processes (zombies left out), read from /proc: the ones it
+    started (`livetrain.jobs.worker`) and the ones its worker template forked."""
+    processes = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -89,6 +90,8 @@ def worker_processes() -> set[int]:
         except OSError:  # it exited meanwhile
             continue
         state, ppid = stat.rsplit(")", 1)[1].split()[:2]
-        if int(ppid) == os.getpid() and state != "Z" and b"livetrain.jobs.worker" in cmdline:
-            pids.add(int(entry.name))
-    return pids
+        processes.append((int(entry.name), int(ppid), state, cmdline))
+    templates = {pid for pid, ppid, _, cmdline in processes
+                 if ppid == os.getpid() and b"livetrain.jobs.template" in cmdline}
+    return {pid for pid, ppid, state, cmdline in processes if state != "Z" and (
+        ppid in templates or (ppid == os.getpid() and b"livetrain.jobs.worker" in cmdline))}

@@ -54,6 +54,7 @@ class Settings:
     worker_nice: int = 5  # workers yield the CPU to the server, so requests stay fast under load
     training_threads: int | None = None  # torch threads the runs in progress share; unset: every core
     adapt_threads: bool = True  # a run uses fewer threads while other processes keep the cores busy
+    fork_workers: bool = True  # fork workers from a preloaded template (Linux) instead of starting each anew
     # scale-out (docs/architecture.md, "Scale-out"): all empty on the embedded default
     runner: str = "local"  # "local": this server's worker processes; "celery": Celery workers anywhere
     broker_url: str = ""  # the Celery broker (redis://...), with runner=celery

@@ -148,7 +148,8 @@ class WorkerRuntime:
                                     emitter=Emitter(socketio, settings.broadcast_events), metrics=Metrics.create(),
                                     worker=name, persist_seq=True)
         # nice 5, as on a server: the worker's own threads (reports, heartbeats) stay responsive
-        self.pool = WorkerPool(warm=concurrency, threads=self.threads, spawn=_thread, nice=5)
+        self.pool = WorkerPool(warm=concurrency, threads=self.threads, spawn=_thread, nice=5,
+                               fork=settings.fork_workers)
         self._active: dict[str, _Active] = {}
         self._lock = threading.Lock()
         self._closed = False

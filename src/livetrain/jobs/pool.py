@@ -1,47 +1,53 @@
-"""Worker processes, kept warm so a run starts without paying for torch's import."""
+"""Worker processes, kept warm (and forked from a preloaded template) so a run starts without paying
+for torch's import."""
 
 from __future__ import annotations
 
 import logging
-import os
 import socket
 import subprocess
 import sys
 import threading
 from collections import deque
-from pathlib import Path
 from typing import Any
 
 from livetrain.jobs.protocol import ChannelClosed, Exit, Ready, Wire, decode, recv_message, send_message
+from livetrain.jobs.template import ForkedProcess, TemplateUnavailable, WorkerTemplate, worker_env
 
 log = logging.getLogger(__name__)
-PACKAGE_PARENT = str(Path(__file__).resolve().parents[2])
 STARTING_WAIT = 30.0  # seconds to wait for a starting warm worker before starting another
 
 
 class WorkerHandle:
     """The server's end of one worker process."""
 
-    def __init__(self, process: subprocess.Popen, sock: socket.socket) -> None:
+    def __init__(self, process: subprocess.Popen | ForkedProcess, sock: socket.socket) -> None:
         self.process = process
         self.sock = sock
         self.pid = process.pid
+        self.forked = isinstance(process, ForkedProcess)
         self._send_lock = threading.Lock()  # a job, a share of the cores and a cancel may be sent at once
 
     @classmethod
-    def start(cls, threads: int, nice: int = 0) -> WorkerHandle:
-        """Start a worker and wait until it has imported torch."""
+    def start(cls, threads: int, nice: int = 0, fork: bool = False) -> WorkerHandle:
+        """Start a worker and wait until it has imported torch: forked from this process's worker
+        template with `fork` (`livetrain.jobs.template`), else, or when the template is unavailable,
+        as a process of its own."""
         ours, theirs = socket.socketpair()
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [PACKAGE_PARENT, env.get("PYTHONPATH")]))
-        for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-            env[name] = str(threads)
-        process = subprocess.Popen(
-            [sys.executable, "-m", "livetrain.jobs.worker", "--fd", str(theirs.fileno()), "--nice", str(nice)],
-            pass_fds=[theirs.fileno()],
-            env=env,
-            stdin=subprocess.DEVNULL,
-        )
+        process: subprocess.Popen | ForkedProcess | None = None
+        template = WorkerTemplate.shared() if fork else None
+        if template is not None:
+            try:
+                process = template.fork(theirs.fileno(), nice)
+            except TemplateUnavailable as exc:
+                log.warning("%s; starting a worker process of its own", exc)
+        if process is None:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "livetrain.jobs.worker", "--fd", str(theirs.fileno()), "--nice", str(nice)],
+                pass_fds=[theirs.fileno()],
+                env=worker_env(threads),
+                stdin=subprocess.DEVNULL,
+            )
         theirs.close()
         handle = cls(process, ours)
         try:
@@ -99,10 +105,11 @@ class WorkerHandle:
 class WorkerPool:
     """Hands out worker processes and keeps `warm` idle ones ready."""
 
-    def __init__(self, *, warm: int, threads: int, spawn, nice: int = 0) -> None:
+    def __init__(self, *, warm: int, threads: int, spawn, nice: int = 0, fork: bool = False) -> None:
         self.warm = warm
         self.threads = threads
         self.nice = nice
+        self.fork = fork  # fork workers from the template instead of starting each from scratch
         self._spawn = spawn
         self._idle: deque[WorkerHandle] = deque()
         self._all: set[WorkerHandle] = set()
@@ -113,7 +120,7 @@ class WorkerPool:
         self._closed = False
 
     def _start(self) -> WorkerHandle:
-        handle = WorkerHandle.start(self.threads, self.nice)
+        handle = WorkerHandle.start(self.threads, self.nice, self.fork)
         with self._lock:
             if self._closed:
                 handle.kill()

@@ -90,6 +90,7 @@ class LocalRunner:
         torch_threads: int,
         cancel_grace: float,
         worker_nice: int = 0,
+        fork_workers: bool = False,
         spawn: Callable[..., Any],
         sleep: Callable[[float], None],
         on_message: Callable[[str, RunReport], None],
@@ -103,7 +104,8 @@ class LocalRunner:
         self._spawn = spawn
         self._sleep = sleep
         self._on_message = on_message
-        self.pool = WorkerPool(warm=warm_workers, threads=torch_threads, spawn=spawn, nice=worker_nice)
+        self.pool = WorkerPool(warm=warm_workers, threads=torch_threads, spawn=spawn, nice=worker_nice,
+                               fork=fork_workers)
         self.worker_name = worker_name
         self._queue: deque[tuple[str, RunJob]] = deque()
         self._running: dict[str, _Active] = {}

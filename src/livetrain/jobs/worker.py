@@ -1,6 +1,7 @@
 """A worker process: receives jobs over a socket, trains, reports every step back.
 
-Started by `WorkerPool` as `python -m livetrain.jobs.worker --fd N`. It imports torch once
+Started by `WorkerPool` as `python -m livetrain.jobs.worker --fd N`, or forked from the worker
+template (`livetrain.jobs.template`) with everything imported already. It imports torch once
 and then serves jobs one after another. A reader thread takes `cancel`, `threads` and `exit`
 while the main thread trains, so cancellation and a new share of the cores land between two
 mini-batches.
@@ -479,10 +480,9 @@ def add_factorization_rates(final: dict[str, Any], data, predict) -> None:
         scores["factorized"] = factorization_rate(X, data.unscale_target(predict(X).reshape(len(X), -1)))
 
 
-def serve(sock: socket.socket) -> None:
-    """Serve jobs until the server says exit or goes away."""
-    # Imported up front, before saying ready: that is what makes a warm worker warm (for a run,
-    # and for a big upload: the readers and the preparation).
+def preload() -> None:
+    """Import what jobs need, up front: that is what makes a warm worker warm (for a run, and for a
+    big upload: the readers and the preparation). The worker template imports the same before it forks."""
     import clevercsv  # noqa: F401
     import pyarrow.csv  # noqa: F401
     import pyarrow.parquet  # noqa: F401
@@ -496,6 +496,10 @@ def serve(sock: socket.socket) -> None:
     import livetrain.training.examples  # noqa: F401
     import livetrain.training.trainer  # noqa: F401
 
+
+def serve(sock: socket.socket) -> None:
+    """Serve jobs until the server says exit or goes away."""
+    preload()  # before saying ready (a forked worker has it already)
     channel = Channel(sock)
     jobs: queue.Queue = queue.Queue()
     cancel = threading.Event()
@@ -551,15 +555,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fd", type=int, required=True)
     parser.add_argument("--nice", type=int, default=0, help="lower this process's CPU priority by N")
     args = parser.parse_args(argv)
-    if args.nice > 0:
-        os.nice(args.nice)
-    sock = socket.socket(fileno=args.fd)
+    serve_fd(args.fd, args.nice)
+    return 0
+
+
+def serve_fd(fd: int, nice: int = 0) -> None:
+    """Serve on the socket `fd` at `nice` lower priority: a started worker, or one forked by the template."""
+    if nice > 0:
+        os.nice(nice)
+    sock = socket.socket(fileno=fd)
     sock.setblocking(True)  # a green parent may have left the shared descriptor non-blocking
     try:
         serve(sock)
     finally:
         sock.close()
-    return 0
 
 
 if __name__ == "__main__":

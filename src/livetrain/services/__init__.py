@@ -101,6 +101,7 @@ class Livetrain:
             torch_threads=self.settings.torch_threads(),
             cancel_grace=self.settings.cancel_grace,
             worker_nice=self.settings.worker_nice,
+            fork_workers=self.settings.fork_workers,
             spawn=spawn,
             sleep=sleep,
             on_message=self.reporter.on_message,

@@ -14,6 +14,7 @@ from typing import Any
 from livetrain import events
 from livetrain.errors import Conflict, NotFound, ValidationError
 from livetrain.jobs.protocol import Cancelled, Interrupted, NetworkJob, Runner, SklearnJob
+from livetrain.jobs.template import pid_alive
 from livetrain.services.common import whole_number
 from livetrain.services.reporting import RunReporter
 from livetrain.store import Dataset, Network, Run, RunStatus
@@ -75,16 +76,6 @@ def training_controls(params: dict[str, Any], spec: NetworkSpec) -> dict[str, An
 def owner_token() -> str:
     """Who runs a local job: host, process, and this server instance."""
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class RunService:
@@ -418,7 +409,7 @@ class RunService:
         if host == socket.gethostname() and pid.isdigit():
             # same machine: the process tells at once (our own pid under another token is an
             # earlier life of this process, as after a container restart)
-            return int(pid) == os.getpid() or not _pid_alive(int(pid))
+            return int(pid) == os.getpid() or not pid_alive(int(pid))
         return run.owner not in live  # another machine: its heartbeat tells
 
     def mark_interrupted(self, run_ids: list[str] | None = None, *, max_age: float = 15.0) -> list[str]:
