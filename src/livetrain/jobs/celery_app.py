@@ -221,7 +221,11 @@ class WorkerRuntime:
 
         def enforce() -> None:
             time.sleep(self.settings.cancel_grace)
-            if active.handle is handle and handle.alive:
+            with self._lock:
+                doomed = active.handle is handle and handle.alive
+                if doomed:  # decided with the run's end (which clears `handle` under this lock)
+                    handle.killed = True
+            if doomed:
                 log.warning("a run did not stop within %.1fs; killing its worker process", self.settings.cancel_grace)
                 handle.kill()
 
@@ -260,7 +264,8 @@ class WorkerRuntime:
                 self.reporter.on_message(job.run_id, Cancelled(0))
             else:
                 drive_job(handle, job, lambda message: self.reporter.on_message(job.run_id, message))
-            active.handle = None
+            with self._lock:
+                active.handle = None
             self.pool.release(handle)
             handle = None
         except ChannelClosed:

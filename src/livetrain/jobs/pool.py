@@ -26,6 +26,7 @@ class WorkerHandle:
         self.sock = sock
         self.pid = process.pid
         self.forked = isinstance(process, ForkedProcess)
+        self.killed = False  # once set, the pool never hands this worker out again
         self._send_lock = threading.Lock()  # a job, a share of the cores and a cancel may be sent at once
 
     @classmethod
@@ -75,8 +76,9 @@ class WorkerHandle:
 
     @property
     def alive(self) -> bool:
-        """True while the process runs."""
-        return self.process.poll() is None
+        """True while the process runs and has not been told to die (the end of a killed worker is
+        known a moment after the signal: from its template, or when it is collected)."""
+        return not self.killed and self.process.poll() is None
 
     def exit_code(self) -> int | None:
         """The process's exit code, waiting briefly for it to be known."""
@@ -87,7 +89,8 @@ class WorkerHandle:
 
     def kill(self) -> None:
         """Stop the process now."""
-        if self.alive:
+        self.killed = True
+        if self.process.poll() is None:
             self.process.kill()
         self.process.wait()
         self.sock.close()

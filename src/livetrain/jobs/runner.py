@@ -197,7 +197,10 @@ class LocalRunner:
         self._sleep(self.cancel_grace)
         with self._lock:
             still = self._running.get(run_id)
-        if still is not None and still.handle is handle and handle.alive:
+            doomed = still is not None and still.handle is handle and handle.alive
+            if doomed:  # decided with the run's end (which clears `handle` under this lock): never pooled again
+                handle.killed = True
+        if doomed:
             log.warning("run %s did not stop within %.1fs; killing its worker", run_id, self.cancel_grace)
             handle.kill()
 
@@ -252,7 +255,8 @@ class LocalRunner:
                 return
             drive_job(handle, job, lambda message: self._on_message(run_id, message), send=False)
             # the run has ended: a pending cancel timer must not kill this worker while it exits
-            active.handle = None
+            with self._lock:
+                active.handle = None
             self.pool.release(handle)
             handle = None
         except ChannelClosed:
