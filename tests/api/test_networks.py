@@ -261,6 +261,19 @@ def test_examples_of_an_untrained_network_are_404(client):
         assert set(response.get_json()) >= {"error", "message"}
 
 
+def test_a_regression_network_has_no_right_or_wrong_examples_and_says_why(client):
+    network = create_network(client, dataset_id="diabetes", loss="mse", layers=[
+        {"type": "Linear", "out_features": 8}, {"type": "ReLU"}, {"type": "Linear", "out_features": 1}])
+    network_id = network["network_id"]
+    assert wait_for_run(client, start_run(client, network_id, epochs=1)["run_id"])["status"] == "completed"
+    for kind in ("successful_example", "unsuccessful_example"):
+        response = client.get(f"/api/networks/{network_id}/{kind}")
+        assert response.status_code == 409
+        body = response.get_json()
+        assert body["error"] == "not_a_classifier" and "regression" in body["message"]
+    assert client.get(f"/api/networks/{network_id}/examples?kind=wrong").get_json()["examples"] == []
+
+
 # -- resume -------------------------------------------------------------------------------------
 
 

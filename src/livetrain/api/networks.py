@@ -162,14 +162,14 @@ def list_examples(network_id: str, query):
 @bp.get("/<network_id>/successful_example")
 @bp.input(ExamplesQuery, location="query", arg_name="query")
 def successful_example(network_id: str, query):
-    """A held-out example the network classified correctly (404 when none)."""
+    """A held-out example the network classified correctly (404 when none; 409 when it does not classify)."""
     return _svc().networks.example(network_id, "right", query.get("index"))
 
 
 @bp.get("/<network_id>/unsuccessful_example")
 @bp.input(ExamplesQuery, location="query", arg_name="query")
 def unsuccessful_example(network_id: str, query):
-    """A held-out example the network got wrong (404 when none)."""
+    """A held-out example the network got wrong (404 when none; 409 when it does not classify)."""
     return _svc().networks.example(network_id, "wrong", query.get("index"))
 
 

@@ -632,9 +632,15 @@ class NetworkService:
         return [{"network_id": network.id, "version": version.version, **e} for e in data.get(kind, [])]
 
     def example(self, network_id: str, kind: str, index: int | None = None) -> dict[str, Any]:
-        """One right ("successful") or wrong ("unsuccessful") example; 404 when none exists."""
+        """One right ("successful") or wrong ("unsuccessful") example; 409 when the network does not
+        classify (nothing is right or wrong), 404 when none exists."""
         items = self.examples(network_id, kind)
         if not items:
+            task = self.datasets.get(self.get(network_id).dataset_id).task
+            if task != "classification":
+                what = "generates token sequences" if task == "sequence" else f"predicts {task} targets"
+                raise Conflict(f"network {network_id} {what}: right and wrong examples are kept for "
+                               "classifying networks only", code="not_a_classifier")
             label = "correctly" if kind == "right" else "incorrectly"
             raise NotFound(f"network {network_id} classified no held-out example {label}", code="no_example")
         if index is not None:
