@@ -102,6 +102,12 @@ def test_only_the_livetrain_containers_mount_the_shared_home(services):
     assert mounting == {*SERVER_NODES, *WORKERS}
 
 
+def test_every_livetrain_container_has_an_init_to_reap_orphaned_workers(services):
+    # workers are forked by the worker template; if it dies, they are reparented to PID 1
+    assert {name for name, service in services.items() if service.get("init") is True} == {
+        "livetrain", *SERVER_NODES, *WORKERS}
+
+
 @pytest.mark.parametrize("name", SERVER_NODES)
 def test_a_server_node_serves_with_the_celery_runner_behind_nginx(services, name):
     service = services[name]
