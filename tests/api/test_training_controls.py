@@ -1,6 +1,7 @@
 """Training controls over REST with real worker processes: bad bodies are 400s naming the field; the
 learning rate is in every update (live and caught up); early stopping ends a run completed with its
-reason, and the network's new version is the best epoch's weights."""
+reason, and the network's new version is the best epoch's weights; a resumed run goes on counting its
+patience."""
 
 from __future__ import annotations
 
@@ -172,6 +173,32 @@ def test_a_resumed_run_goes_on_with_the_schedule_and_controls(stopped_early, app
     # from the best epoch's checkpoint (epoch 1): its schedule had taken one step
     assert [(u["epoch"], u["learning_rate"]) for u in updates] == [(2, pytest.approx(0.025)),
                                                                    (3, pytest.approx(0.0125))]
+
+
+def test_a_resumed_run_goes_on_counting_its_early_stopping_patience(stopped_early, app, network_id):
+    client = app.test_client()
+    source = stopped_early["run"]
+    response = client.post(f"/api/runs/{source['run_id']}/resume", json={"epochs": 5})
+    assert response.status_code == 202, response.get_json()
+    resumed = wait_for_run(client, response.get_json()["run_id"])
+    # from the best epoch's checkpoint (epoch 1): epochs 2 and 3 are its patience of 2, not epochs 3 and 4
+    # after a new best at epoch 2 as a fresh count would have it
+    assert resumed["status"] == "completed" and resumed["start_epoch"] == 1
+    assert resumed["stop_reason"] == "early_stopping: no improvement in accuracy for 2 epochs"
+    assert resumed["best_epoch"] == 1 and resumed["epochs_done"] == 3 and resumed["total_epochs"] == 6
+    updates = client.get(f"/api/runs/{resumed['run_id']}/metrics").get_json()["metrics"]
+    assert [(u["epoch"], u["best_epoch"]) for u in updates] == [(2, 1), (3, 1)]
+    # its model is still epoch 1's: the weights and the scores the source had there
+    assert resumed["accuracy"] == source["accuracy"]
+    versions = client.get(f"/api/networks/{network_id}/versions").get_json()["versions"]
+    version = next(v for v in versions if v["run_id"] == resumed["run_id"])
+    assert version["metrics"]["best_epoch"] == 1 and version["metrics"]["accuracy"] == source["accuracy"]
+    download = client.get(f"/api/networks/{network_id}/versions/{version['version']}/weights")
+    saved = torch.load(io.BytesIO(download.data), map_location="cpu", weights_only=True)["state_dict"]
+    folder = app.extensions["livetrain"].settings.models_dir / "networks" / network_id / "runs"
+    best = torch.load(folder / source["run_id"] / "checkpoint-00001.pt", map_location="cpu", weights_only=True)
+    for name in saved:
+        torch.testing.assert_close(saved[name], best["model"][name], rtol=0, atol=0)
 
 
 def test_a_resumed_run_keeps_the_monitor_as_its_source_had_it(app, network_id):

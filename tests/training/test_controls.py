@@ -1,5 +1,5 @@
 """Training controls without a server: each schedule's learning rates, clipping, early stopping, the
-monitor hook, and a schedule that goes on after a resume."""
+monitor hook, and a schedule and early stopping that go on after a resume."""
 
 from __future__ import annotations
 
@@ -197,6 +197,37 @@ def test_early_stopping_counts_epochs_without_improvement_beyond_min_delta():
     maximize = EarlyStopping({"metric": "accuracy", "mode": "max", "patience": 1, "min_delta": 0.0})
     assert [maximize.update(e, {"accuracy": a}) for e, a in enumerate([0.5, 0.6, 0.6], start=1)] == [True, True, False]
     assert maximize.triggered and maximize.reason == "early_stopping: no improvement in accuracy for 1 epoch"
+
+
+def test_early_stopping_goes_on_counting_after_a_resume_and_ends_with_the_best_weights():
+    stopping = {"metric": "accuracy", "patience": 3, "min_delta": 1.0}  # nothing beats epoch 1
+    _, first, _ = trained(3, early_stopping=stopping)
+    checkpoint = first.checkpoint()
+    saved = checkpoint["early_stopping"]
+    assert (saved["best_epoch"], saved["bad_epochs"], saved["metric"], saved["mode"]) == (1, 2, "accuracy", "max")
+    assert "best_model" not in first.checkpoint(0)["early_stopping"]  # the best epoch's own checkpoint: no copy
+    best_weights = first.checkpoint(0)["model"]
+
+    model, spec, hp, data = setup(BODY, "iris", epochs=5, mini_batch_size=16, early_stopping=stopping)
+    model.load_state_dict(checkpoint["model"])
+    second = Recorder()
+    outcome = train(model, spec, hp, data, second, start_epoch=3, optimizer_state=checkpoint["optimizer"],
+                    stopping_state=checkpoint["early_stopping"])
+    # two bad epochs before the resume, the third one after it ends the run
+    assert [r.epoch for r in second.epochs] == [4] and outcome.epochs_done == 1
+    assert outcome.stop_reason == "early_stopping: no improvement in accuracy for 3 epochs"
+    assert outcome.best_epoch == 1 and second.epochs[0].best_epoch == 1
+    assert outcome.best.epoch == 1 and outcome.best.accuracy == first.epochs[0].accuracy
+    for name, value in model.state_dict().items():  # epoch 1's weights, from before the resume
+        torch.testing.assert_close(value, best_weights[name], rtol=0, atol=0)
+
+    # another metric (or direction) has another best: it starts afresh, with its full patience
+    other = EarlyStopping({"metric": "val_loss", "mode": "min", "patience": 3, "min_delta": 0.0}, saved)
+    assert (other.best, other.best_epoch, other.bad_epochs) == (None, None, 0)
+    model.load_state_dict(checkpoint["model"])
+    _, _, hp, _ = setup(BODY, "iris", epochs=2, mini_batch_size=16, early_stopping={"metric": "val_loss"})
+    fresh = train(model, spec, hp, data, Recorder(), start_epoch=3, stopping_state=checkpoint["early_stopping"])
+    assert fresh.stop_reason is None and fresh.best_epoch in (4, 5)
 
 
 # -- the monitor hook ------------------------------------------------------------------------------

@@ -362,13 +362,14 @@ def run_network_job(channel: Channel, job: NetworkJob, cancel: threading.Event, 
     hp = HyperParams.from_dict(job.hyperparams)
     model = build_model(spec, data.info.input_shape, data.info.task, data.info.n_classes,
                         max_parameters=job.max_parameters, n_outputs=data.n_outputs)
-    start_epoch, optimizer_state, schedule_state = 0, None, None
+    start_epoch, optimizer_state, schedule_state, stopping_state = 0, None, None, None
     if job.init:
         state = load_verified_torch(store, job.init)
         model.load_state_dict(state["model"])
         start_epoch = int(state.get("epoch", 0))
         optimizer_state = state.get("optimizer") or None
         schedule_state = state.get("lr_schedule")
+        stopping_state = state.get("early_stopping")
         if optimizer_state and hp.optimizer != state.get("hyperparams", {}).get("optimizer"):
             optimizer_state = None  # a different optimizer starts with fresh state
     engine = make_engine(model, spec, hp, data, optimizer_state, device=resolve_device(job.device))
@@ -379,7 +380,7 @@ def run_network_job(channel: Channel, job: NetworkJob, cancel: threading.Event, 
     callbacks = JobCallbacks(channel, job, cancel, store, held_out, budget)
     start_monitor(engine, model, hp, callbacks, start_epoch, job.torch_threads)
     outcome = train(model, spec, hp, data, callbacks, start_epoch=start_epoch, schedule_state=schedule_state,
-                    progress_interval=job.progress_interval, engine=engine)
+                    stopping_state=stopping_state, progress_interval=job.progress_interval, engine=engine)
     if outcome.stopped:
         channel.send(Cancelled(outcome.epochs_done))
         return

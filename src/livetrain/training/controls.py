@@ -99,9 +99,14 @@ class LRSchedule:
 
 
 class EarlyStopping:
-    """Stops a run once the watched metric has not improved by more than `min_delta` for `patience` epochs."""
+    """Stops a run once the watched metric has not improved by more than `min_delta` for `patience` epochs.
 
-    def __init__(self, config: dict[str, Any]) -> None:
+    Like the schedule, it keeps its state in each checkpoint: a resumed run watching the same metric the
+    same way goes on counting its epochs without improvement against the same best, so a resume does not
+    buy a run a fresh patience. The patience and `min_delta` are the resumed run's own.
+    """
+
+    def __init__(self, config: dict[str, Any], state: dict[str, Any] | None = None) -> None:
         self.metric = config["metric"]
         self.mode = config["mode"]
         self.patience = int(config["patience"])
@@ -109,6 +114,11 @@ class EarlyStopping:
         self.best: float | None = None
         self.best_epoch: int | None = None
         self.bad_epochs = 0
+        # another metric or direction has another best: that starts afresh
+        if state and state.get("metric") == self.metric and state.get("mode") == self.mode:
+            self.best = state.get("best")
+            self.best_epoch = state.get("best_epoch")
+            self.bad_epochs = int(state.get("bad_epochs", 0))
 
     def update(self, epoch: int, metrics: dict[str, float]) -> bool:
         """Record an epoch's metrics; True when it is the best so far."""
@@ -118,6 +128,11 @@ class EarlyStopping:
             return True
         self.bad_epochs += 1
         return False
+
+    def state_dict(self) -> dict[str, Any]:
+        """What a checkpoint keeps (plain numbers and strings)."""
+        return {"metric": self.metric, "mode": self.mode, "patience": self.patience, "min_delta": self.min_delta,
+                "best": self.best, "best_epoch": self.best_epoch, "bad_epochs": self.bad_epochs}
 
     @property
     def triggered(self) -> bool:

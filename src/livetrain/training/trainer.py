@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
@@ -436,6 +436,7 @@ def train(
     start_epoch: int = 0,
     optimizer_state: dict[str, Any] | None = None,
     schedule_state: dict[str, Any] | None = None,
+    stopping_state: dict[str, Any] | None = None,
     progress_interval: float = 0.25,
     engine: Engine | None = None,
 ) -> TrainOutcome:
@@ -443,13 +444,14 @@ def train(
 
     Without an `engine` it trains on the CPU; for a GPU pass one from `make_engine(..., device=...)`.
     `schedule_state` is a checkpoint's "lr_schedule" entry: the schedule goes on from there when it is
-    the same schedule. With `hp.early_stopping` the model ends holding its best epoch's weights.
+    the same schedule. With `hp.early_stopping` the model ends holding its best epoch's weights;
+    `stopping_state` is a checkpoint's "early_stopping" entry, from which the same early stopping goes
+    on (its best epoch may then lie before `start_epoch`: its weights and result come from there).
     """
     engine = engine or make_engine(model, spec, hp, data, optimizer_state)
     schedule = LRSchedule(hp.lr_schedule, hp.learning_rate, schedule_state)
-    stopper = EarlyStopping(hp.early_stopping) if hp.early_stopping else None
-    best_state: dict[str, torch.Tensor] | None = None
-    best: EpochResult | None = None
+    stopper = EarlyStopping(hp.early_stopping, stopping_state) if hp.early_stopping else None
+    best_state, best = _resumed_best(model, stopper, stopping_state, start_epoch)
     end_epoch = start_epoch + hp.epochs
     last: EpochResult | None = None
     n_train = len(data.X_train)
@@ -500,6 +502,7 @@ def train(
             "model": plain_state_dict(model),
             "optimizer": engine.optimizer_state(),
             "lr_schedule": schedule.state_dict(),
+            **({"early_stopping": _stopping_checkpoint(stopper, best, best_state, epoch)} if stopper else {}),
             "epoch": epoch,
             "spec": spec.to_dict(),
             "hyperparams": hp.to_dict(),
@@ -516,9 +519,39 @@ def train(
     return TrainOutcome(False, hp.epochs, last)
 
 
+def _stopping_checkpoint(stopper: EarlyStopping, best: EpochResult | None,
+                         best_state: dict[str, torch.Tensor] | None, epoch: int) -> dict[str, Any]:
+    """The checkpoint's "early_stopping" entry: the stopper's state, its best epoch's result, and that
+    epoch's weights when they are not the checkpoint's own, so a run resumed from here can still end
+    holding them. Only then does the checkpoint carry a second copy of the weights."""
+    entry: dict[str, Any] = stopper.state_dict()
+    if best is not None:
+        entry["best_result"] = asdict(best)
+    if best_state is not None and stopper.best_epoch != epoch:
+        entry["best_model"] = _plain(best_state)
+    return entry
+
+
+def _resumed_best(model: nn.Module, stopper: EarlyStopping | None, state: dict[str, Any] | None,
+                  start_epoch: int) -> tuple[dict[str, torch.Tensor] | None, EpochResult | None]:
+    """The best weights and result a resumed stopper goes on from (none for a fresh one). When the
+    checkpoint is the best epoch's, the weights are the model's own as it starts."""
+    if stopper is None or stopper.best_epoch is None or not state or "best_result" not in state:
+        return None, None
+    if stopper.best_epoch == start_epoch:
+        weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    else:
+        weights = state["best_model"]
+    return weights, EpochResult(**state["best_result"])
+
+
 def plain_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
     """The model's state dict on the CPU (loadable where there is no GPU) in the usual memory layout."""
-    state = to_cpu(model.state_dict())
+    return _plain(model.state_dict())
+
+
+def _plain(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    state = to_cpu(state)
     for key, value in state.items():
         if isinstance(value, torch.Tensor) and not value.is_contiguous():
             state[key] = value.contiguous()
