@@ -45,10 +45,11 @@ def test_url_comes_from_the_option_then_the_environment_then_the_default(monkeyp
     ["runs", "follow", "r1"], ["runs", "cancel", "r1"], ["experiments", "leaderboard", "default"],
     ["networks", "generate", "n1", "--prompt", ""], ["runs", "logs", "r1"], ["vocabularies", "list"],
     ["vocab", "show", "v1"], ["vocab", "create", "words"], ["vocab", "add", "v1", "cat"],
-    ["vocab", "build", "v1", "--dataset", "d1"],
+    ["vocab", "build", "v1", "--dataset", "d1"], ["datasets", "add-samples", "d1", "more.jsonl"],
 ])
 def test_every_client_command_has_its_implementation(argv):
-    assert console.COMMANDS[parse(*argv).client_command].__name__ == parse(*argv).client_command.replace(" ", "_")
+    name = parse(*argv).client_command
+    assert console.COMMANDS[name].__name__ == name.replace(" ", "_").replace("-", "_")
 
 
 def test_options_are_parsed_to_what_the_server_takes():
@@ -100,7 +101,54 @@ def test_upload_takes_any_table_file_with_the_reading_options_the_page_has():
     assert [getattr(args, key) for key in console.UPLOAD_FIELDS] == [None] * len(console.UPLOAD_FIELDS)
 
 
+
+def test_a_text_upload_parses_to_the_fields_of_a_text_dataset():
+    args = parse("datasets", "upload", "reviews.jsonl", "--kind", "binary_classification", "--vocabulary", "v1",
+                 "--level", "char", "--max-len", "128", "--min-freq", "2", "--max-size", "500", "--name", "r",
+                 "--description", "film reviews")
+    assert {field: getattr(args, key) for key, field in console.TEXT_FIELDS.items()} == {
+        "kind": "binary_classification", "vocabulary_id": "v1", "level": "char", "max_len": 128, "min_freq": 2,
+        "max_size": 500, "description": "film reviews"}
+    args = parse("datasets", "add-samples", "d1", "-", "--json")
+    assert (args.dataset_id, args.file, args.json) == ("d1", "-", True)
+
+
 @pytest.mark.parametrize("argv, says", [
+    (["--kind", "generation", "--target", "label", "--delimiter", "tab"],
+     "--target, --delimiter: for a table, not a text dataset (--kind)"),
+    (["--max-len", "32", "--vocabulary", "v1"], "--vocabulary, --max-len: for a text dataset only; add --kind"),
+])
+def test_table_and_text_options_do_not_mix_and_nothing_is_sent(capsys, argv, says):
+    args = parse("--url", f"http://127.0.0.1:{free_port()}", "datasets", "upload", "a.csv", *argv)
+    assert console.main(args) == console.ExitCode.USAGE  # before any request: nobody listens on that port
+    assert capsys.readouterr().err == f"livetrain datasets upload: {says}\n"
+
+
+def test_a_text_dataset_prints_its_kind_splits_vocabulary_and_first_samples(capsys):
+    console.print_text_dataset({
+        "id": "d1", "name": "reviews", "task": "classification", "n_rows": 3, "truncated": 1,
+        "unknown_share": 0.125, "splits": {"train": 2, "val": 0, "test": 1},
+        "meta": {"classes": ["no", "yes"], "text": {"kind": "binary_classification", "vocabulary_id": "v9",
+                                                    "vocab_size": 42, "level": "word", "max_len": 8}},
+        "preview": [{"text": "a  fine\nfilm", "label": "yes", "tokens": 3, "truncated": False, "split": "train"},
+                    {"text": "x" * 60, "label": "no", "tokens": 9, "truncated": True, "split": "test"},
+                    {"text": "not shown", "label": "no", "tokens": 2, "truncated": False, "split": "train"}]})
+    fields, samples = capsys.readouterr().out.split("\n\n")
+    assert fields.splitlines() == [
+        "dataset     d1", "name        reviews", "kind        binary_classification", "task        classification",
+        "samples     3", "split       2 train / 0 val / 1 test", "classes     no, yes",
+        "vocabulary  v9 (42 tokens, word-level)", "max len     8",
+        "truncated   1 sample(s) longer than max len, cut", "unknown     12.5% of the tokens are <unk>"]
+    assert samples.splitlines() == [
+        "TEXT                                      LABEL  TOKENS  CUT  SPLIT",
+        "a fine film                               yes         3  no   train",
+        "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx…  no          9  yes  test"]
+
+
+@pytest.mark.parametrize("argv, says", [
+    (["datasets", "upload", "a.csv", "--kind", "poems"], "invalid choice: 'poems'"),
+    (["datasets", "upload", "a.csv", "--kind", "generation", "--max-len", "0"], "must be at least 1, got 0"),
+    (["datasets", "add-samples", "d1"], "the following arguments are required: FILE"),
     (["datasets", "upload", "a.csv", "--missing-target", "keep"], "invalid choice: 'keep'"),
     (["datasets", "upload", "a.xls", "--format", "xls"], "invalid choice: 'xls'"),
     (["networks", "create", "--layer-sizes", "4,x,3"], "expected whole numbers separated by commas"),

@@ -20,6 +20,9 @@ RUN_STATUSES = ["queued", "running", "completed", "failed", "cancelled", "interr
 LOG_LEVELS = ["debug", "info", "warning", "error"]
 LOG_SOURCES = ["server", "worker", "trainer", "monitor"]
 TOKEN_CATEGORIES = ["special", "numeric", "alphabetic", "punctuation", "general"]
+# livetrain.data.text.KINDS (not imported: it loads numpy, and the client commands stay lean)
+TEXT_KINDS = ["binary_classification", "multiclass_classification", "regression", "question_answering",
+              "summarization", "generation"]
 # what console.ExitCode means, for --help (console is not imported to build the parser: `serve` stays lean)
 EXIT_CODES = """exit codes:
   0    done; a followed run completed
@@ -279,6 +282,27 @@ def _add_client_commands(sub: argparse._SubParsersAction) -> None:
     reading.add_argument("--sheet", metavar="NAME", help="the sheet of an .xlsx workbook (default: the first)")
     reading.add_argument("--format", choices=["csv", "tsv", "xlsx", "parquet"],
                          help="default: from the file's content and name")
+    text = upload.add_argument_group(
+        "text datasets", "with --kind, FILE is a CSV or TSV with a header row, or JSONL / a JSON list, holding "
+                         "the kind's columns (docs/api.md); the table options above do not apply")
+    text.add_argument("--kind", choices=TEXT_KINDS, help="make a text dataset of this kind")
+    text.add_argument("--vocabulary", metavar="ID", help="encode with this vocabulary (default: one built from "
+                                                        "the training samples)")
+    text.add_argument("--level", choices=["word", "char"], help="tokens are words or characters (default: the "
+                                                               "vocabulary's, else the kind's)")
+    text.add_argument("--max-len", type=_positive, metavar="N", help="tokens per sample; longer ones are cut "
+                                                                     "(default: 64 words or 256 characters)")
+    text.add_argument("--min-freq", type=_positive, metavar="N", help="the built vocabulary keeps tokens seen "
+                                                                      "at least N times (default 1)")
+    text.add_argument("--max-size", type=_positive, metavar="N", help="the built vocabulary holds at most N tokens, "
+                                                                      "the specials included (default 20000)")
+    text.add_argument("--description", metavar="TEXT")
+    add_samples = command(datasets, "add-samples", "datasets add-samples",
+                          "append samples to a text dataset; all are encoded and split again "
+                          "(POST /api/datasets/{id}/samples)")
+    add_samples.add_argument("dataset_id", metavar="DATASET_ID")
+    add_samples.add_argument("file", metavar="FILE", help="JSONL (one sample object a line) or a JSON list of "
+                                                          "samples; - for stdin")
 
     train = command(sub, "train", "train", "train a network (POST /api/networks/{id}/train)")
     train.add_argument("network_id", metavar="NETWORK_ID")

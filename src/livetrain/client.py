@@ -181,6 +181,10 @@ class LivetrainClient:
             return self.request("POST", "/api/datasets", data=fields,
                                 files={"file": (path.name, handle, content_type)})
 
+    def add_samples(self, dataset_id: str, samples: list[Any]) -> dict:
+        """POST /api/datasets/{id}/samples: the text dataset's detail after the append, with `added`."""
+        return self.request("POST", f"/api/datasets/{_segment(dataset_id)}/samples", json={"samples": samples})
+
     # -- runs -----------------------------------------------------------------
     def list_runs(self, *, network_id: str | None = None, experiment_id: str | None = None,
                   status: str | None = None, limit: int | None = None, offset: int | None = None) -> dict:

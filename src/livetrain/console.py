@@ -274,10 +274,36 @@ def datasets_list(client: LivetrainClient, args: argparse.Namespace) -> int:
 
 UPLOAD_FIELDS = ("split", "seed", "missing_target", "delimiter", "decimal", "thousands", "quote", "encoding", "sheet",
                  "format")
+TABLE_ONLY = ("target", "task", "missing_target", "delimiter", "decimal", "thousands", "quote", "encoding", "sheet",
+              "format")
+# option -> the upload field of a text dataset (livetrain.services.text_datasets)
+TEXT_FIELDS = {"kind": "kind", "vocabulary": "vocabulary_id", "level": "level", "max_len": "max_len",
+               "min_freq": "min_freq", "max_size": "max_size", "description": "description"}
+
+
+def _option(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _misplaced_options(args: argparse.Namespace) -> str | None:
+    """Why the upload's options do not go together, if they do not: the server would ignore the table options of a
+    text upload, and the text options of a table's, so the file would not be read as the user meant."""
+    if args.kind is not None:
+        given = [_option(key) for key in TABLE_ONLY if getattr(args, key) is not None]
+        return f"{', '.join(given)}: for a table, not a text dataset (--kind)" if given else None
+    given = [_option(key) for key in TEXT_FIELDS if getattr(args, key) is not None]
+    return f"{', '.join(given)}: for a text dataset only; add --kind" if given else None
 
 
 def datasets_upload(client: LivetrainClient, args: argparse.Namespace) -> int:
-    """POST /api/datasets with a file (multipart); then the dataset, how its file was read, and its columns."""
+    """POST /api/datasets with a file (multipart); then the dataset, how its file was read, and its columns (a
+    table), or its kind, splits, vocabulary and first samples (text, with --kind)."""
+    misplaced = _misplaced_options(args)
+    if misplaced:
+        note(f"livetrain datasets upload: {misplaced}")
+        return ExitCode.USAGE
+    if args.kind is not None:
+        return _upload_text(client, args)
     dataset = client.upload_dataset(args.file, target=args.target, name=args.name, task=args.task,
                                     **{key: getattr(args, key) for key in UPLOAD_FIELDS})
     if args.json:
@@ -306,6 +332,94 @@ def datasets_upload(client: LivetrainClient, args: argparse.Namespace) -> int:
                            [[c.get("name"), c.get("type"), c.get("role"), c.get("missing"), c.get("unique"),
                              c.get("note")] for c in columns]))
     return ExitCode.OK
+
+
+def _upload_text(client: LivetrainClient, args: argparse.Namespace) -> int:
+    """POST /api/datasets with a CSV / TSV / JSONL file and `kind`: a text dataset."""
+    fields = _given(**{field: getattr(args, key) for key, field in TEXT_FIELDS.items()})
+    dataset = client.upload_dataset(args.file, name=args.name, split=args.split, seed=args.seed, **fields)
+    if args.json:
+        print_json(dataset)
+    else:
+        print_text_dataset(dataset)
+    return ExitCode.OK
+
+
+def _splits(dataset: dict) -> str:
+    splits = dataset.get("splits") or {}
+    return (f"{splits.get('train', dataset.get('n_train'))} train / {splits.get('val', dataset.get('n_val'))} val / "
+            f"{splits.get('test', dataset.get('n_test'))} test")
+
+
+PREVIEW_SAMPLES = 2
+PREVIEW_CHARS = 40
+
+
+def print_text_dataset(dataset: dict) -> None:
+    """A text dataset's facts (kind, samples, split, vocabulary, tokens cut at max_len) and its first samples."""
+    info = (dataset.get("meta") or {}).get("text") or {}
+    classes = (dataset.get("meta") or {}).get("classes") or []
+    print(format_fields([
+        ("dataset", dataset["id"]), ("name", dataset.get("name")), ("kind", info.get("kind")),
+        ("task", dataset.get("task")), ("samples", dataset.get("n_rows")), ("split", _splits(dataset)),
+        *([("classes", ", ".join(str(c) for c in classes))] if classes else []),
+        ("vocabulary", f"{info.get('vocabulary_id')} ({info.get('vocab_size')} tokens, {info.get('level')}-level)"),
+        ("max len", info.get("max_len")),
+        ("truncated", f"{dataset.get('truncated') or 0} sample(s) longer than max len, cut"),
+        ("unknown", f"{(dataset.get('unknown_share') or 0):.1%} of the tokens are <unk>")]))
+    preview = (dataset.get("preview") or [])[:PREVIEW_SAMPLES]
+    if preview:
+        columns = [key for key in preview[0] if key not in ("tokens", "truncated", "split")]
+        print()
+        print(format_table([*(c.upper() for c in columns), "TOKENS", "CUT", "SPLIT"],
+                           [[_cell(row.get(c)) for c in columns] + [row.get("tokens"), row.get("truncated"),
+                                                                    row.get("split")] for row in preview]))
+
+
+def _cell(value: Any) -> Any:
+    """A sample's text on one line, shortened to fit a table."""
+    if not isinstance(value, str):
+        return value
+    value = " ".join(value.split())
+    return value if len(value) <= PREVIEW_CHARS else value[:PREVIEW_CHARS - 1] + "…"
+
+
+def datasets_add_samples(client: LivetrainClient, args: argparse.Namespace) -> int:
+    """POST /api/datasets/{id}/samples with the samples of a JSONL or JSON file; how many the dataset now has."""
+    samples = _read_samples(args.file)
+    answer = client.add_samples(args.dataset_id, samples)
+    if args.json:
+        print_json(answer)
+        return ExitCode.OK
+    print(f"dataset {answer.get('id', args.dataset_id)}: added {answer.get('added')} sample(s), now "
+          f"{answer.get('n_rows')} ({_splits(answer)})")
+    return ExitCode.OK
+
+
+def _read_samples(source: str) -> list[Any]:
+    """The samples of a file (or `-` for stdin): a JSON list, or JSONL (one sample a line; blank lines skipped).
+    The server checks each sample's fields and names the one that is wrong."""
+    try:
+        content = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as error:
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else error
+        raise ClientError("file_error", f"cannot read {source}: {reason}") from None
+    if content.lstrip().startswith("["):
+        try:
+            samples = json.loads(content)
+        except ValueError as error:
+            raise ClientError("file_error", f"{source} is not valid JSON: {error}") from None
+        return samples
+    samples = []
+    for number, line in enumerate(content.splitlines(), 1):
+        if line.strip():
+            try:
+                samples.append(json.loads(line))
+            except ValueError as error:
+                raise ClientError("file_error", f"{source} line {number} is not valid JSON: {error}") from None
+    if not samples:
+        raise ClientError("file_error", f"{source} holds no samples")
+    return samples
 
 
 # -- training and runs ----------------------------------------------------------
@@ -746,6 +860,7 @@ COMMANDS: dict[str, Command] = {
     "networks generate": networks_generate,
     "datasets list": datasets_list,
     "datasets upload": datasets_upload,
+    "datasets add-samples": datasets_add_samples,
     "train": train,
     "runs list": runs_list,
     "runs show": runs_show,

@@ -218,6 +218,54 @@ def test_datasets_upload_with_reading_options_prints_how_the_file_was_read(serve
     assert detail["meta"]["filename"] == "book.xlsx"
 
 
+def test_a_text_dataset_from_a_jsonl_file_then_samples_added_and_a_bad_one_refused(server, tmp_path):
+    reviews = tmp_path / "reviews.jsonl"
+    words = ["great", "awful", "fine", "dull", "superb", "boring"]
+    reviews.write_text("".join(json.dumps({"text": f"a {words[i % 6]} film number {i}", "label": i % 2 == 0}) + "\n"
+                               for i in range(20)))
+    uploaded = cli(server, "datasets", "upload", str(reviews), "--kind", "binary_classification", "--max-len", "6",
+                   "--min-freq", "2", "--name", "cli-reviews")
+    assert uploaded.returncode == 0, uploaded.stderr
+    dataset_id = re.search(r"^dataset\s+(\w+)$", uploaded.stdout, re.M).group(1)
+    detail = server.api.get(f"/api/datasets/{dataset_id}")
+    info = detail["meta"]["text"]
+    assert (detail["name"], info["kind"], info["max_len"], detail["n_rows"]) == (
+        "cli-reviews", "binary_classification", 6, 20)
+    assert detail["meta"]["vocabulary"]["min_freq"] == 2
+    assert re.search(r"^kind\s+binary_classification$", uploaded.stdout, re.M)
+    assert re.search(r"^samples\s+20$", uploaded.stdout, re.M)
+    assert re.search(rf"^vocabulary\s+{info['vocabulary_id']} \({info['vocab_size']} tokens, word-level\)$",
+                     uploaded.stdout, re.M)
+    assert re.search(rf"^truncated\s+{detail['truncated']} sample\(s\)", uploaded.stdout, re.M)
+    assert line_with(uploaded.stdout, "TOKENS").split() == ["TEXT", "LABEL", "TOKENS", "CUT", "SPLIT"]
+
+    more = tmp_path / "more.json"
+    more.write_text(json.dumps([{"text": "a great film again", "label": True},
+                                {"text": "a dull film again", "label": False}]))
+    added = cli(server, "datasets", "add-samples", dataset_id, str(more))
+    assert added.returncode == 0, added.stderr
+    after = server.api.get(f"/api/datasets/{dataset_id}")
+    assert after["n_rows"] == 22
+    splits = after["splits"]
+    assert added.stdout == (f"dataset {dataset_id}: added 2 sample(s), now 22 ({splits['train']} train / "
+                            f"{splits['val']} val / {splits['test']} test)\n")
+
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"text": "fine", "label": True}) + "\n" + json.dumps({"text": "no label"}) + "\n")
+    refused = cli(server, "datasets", "add-samples", dataset_id, str(bad))
+    message = server.api.request("POST", f"/api/datasets/{dataset_id}/samples",
+                                 json={"samples": [json.loads(line) for line in bad.read_text().splitlines()]}
+                                 ).json()["message"]
+    assert "label" in message and "24" in message  # the sample (after the 22 there are) and the field
+    assert (refused.returncode, refused.stdout, refused.stderr) == (5, "", f"livetrain: {message}\n")
+    assert server.api.get(f"/api/datasets/{dataset_id}")["n_rows"] == 22
+
+    as_json = cli(server, "datasets", "upload", str(reviews), "--kind", "binary_classification", "--json")
+    assert as_json.returncode == 0, as_json.stderr
+    created = json.loads(as_json.stdout)
+    assert created == server.api.get(f"/api/datasets/{created['id']}") and created["n_rows"] == 20
+
+
 def test_train_follow_to_the_end_then_runs_and_leaderboard(server):
     network_id = server.api.post("/api/networks", IRIS, expect=201)["network_id"]
     trained = cli(server, "train", network_id, "--epochs", "3", "--follow")
