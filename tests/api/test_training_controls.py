@@ -160,12 +160,17 @@ def test_the_learning_rate_is_in_every_update_live_and_caught_up(stopped_early, 
         assert event["learning_rate"] == pytest.approx(expected[event["epoch"] - 1])
 
 
+def _resumed(client, source: dict, epochs: int) -> dict:
+    """`source` resumed for `epochs` more, once it has ended."""
+    response = client.post(f"/api/runs/{source['run_id']}/resume", json={"epochs": epochs})
+    assert response.status_code == 202, response.get_json()
+    return wait_for_run(client, response.get_json()["run_id"])
+
+
 def test_a_resumed_run_goes_on_with_the_schedule_and_controls(stopped_early, app):
     client = app.test_client()
     source = stopped_early["run"]
-    response = client.post(f"/api/runs/{source['run_id']}/resume", json={"epochs": 2})
-    assert response.status_code == 202, response.get_json()
-    resumed = wait_for_run(client, response.get_json()["run_id"])
+    resumed = _resumed(client, source, epochs=2)
     assert resumed["status"] == "completed" and resumed["start_epoch"] == 1
     assert resumed["params"]["lr_schedule"] == source["params"]["lr_schedule"]
     assert resumed["params"]["early_stopping"] == source["params"]["early_stopping"]
@@ -178,9 +183,7 @@ def test_a_resumed_run_goes_on_with_the_schedule_and_controls(stopped_early, app
 def test_a_resumed_run_goes_on_counting_its_early_stopping_patience(stopped_early, app, network_id):
     client = app.test_client()
     source = stopped_early["run"]
-    response = client.post(f"/api/runs/{source['run_id']}/resume", json={"epochs": 5})
-    assert response.status_code == 202, response.get_json()
-    resumed = wait_for_run(client, response.get_json()["run_id"])
+    resumed = _resumed(client, source, epochs=5)
     # from the best epoch's checkpoint (epoch 1): epochs 2 and 3 are its patience of 2, not epochs 3 and 4
     # after a new best at epoch 2 as a fresh count would have it
     assert resumed["status"] == "completed" and resumed["start_epoch"] == 1
