@@ -251,9 +251,13 @@ def networks_generate(client: LivetrainClient, args: argparse.Namespace) -> int:
 
 # -- datasets -------------------------------------------------------------------
 def _dataset_kind(dataset: dict) -> str:
+    """Where a dataset came from; a text dataset says which of the six kinds it is."""
     if dataset.get("builtin"):
         return "built-in"
-    return "generated" if (dataset.get("meta") or {}).get("origin") == "generator" else "uploaded"
+    meta = dataset.get("meta") or {}
+    if (meta.get("text") or {}).get("kind"):
+        return f"text:{meta['text']['kind']}"
+    return "generated" if meta.get("origin") == "generator" else "uploaded"
 
 
 def datasets_list(client: LivetrainClient, args: argparse.Namespace) -> int:

@@ -238,6 +238,8 @@ def test_a_text_dataset_from_a_jsonl_file_then_samples_added_and_a_bad_one_refus
                      uploaded.stdout, re.M)
     assert re.search(rf"^truncated\s+{detail['truncated']} sample\(s\)", uploaded.stdout, re.M)
     assert line_with(uploaded.stdout, "TOKENS").split() == ["TEXT", "LABEL", "TOKENS", "CUT", "SPLIT"]
+    assert line_with(cli(server, "datasets", "list").stdout, dataset_id).split()[:4] == [
+        dataset_id, "cli-reviews", "classification", "text:binary_classification"]
 
     more = tmp_path / "more.json"
     more.write_text(json.dumps([{"text": "a great film again", "label": True},
