@@ -45,6 +45,9 @@ def test_runs_train_in_workers_forked_from_one_template_this_process_started(mak
     template = WorkerTemplate.shared()
     assert template is not None and template.alive
     assert parent_of(first_pid) == parent_of(second_pid) == template.pid
+    # their command line is the template's; the name top and ps show says which is which
+    assert Path(f"/proc/{first_pid}/comm").read_text().strip() == "lt-worker"
+    assert Path(f"/proc/{template.pid}/comm").read_text().strip() == "lt-template"
     assert parent_of(template.pid) == os.getpid() and b"livetrain.jobs.template" in command_of(template.pid)
 
 

@@ -146,7 +146,8 @@ class WorkerPool:
         try:
             handle = self._start()
         except Exception:
-            log.exception("could not start a warm worker")
+            if not self._closed:  # closing while a worker starts is no error
+                log.exception("could not start a warm worker")
             with self._lock:
                 self._starting -= 1
                 self._ready.notify_all()

@@ -266,6 +266,7 @@ def _become_worker(fd: int, nice: int, closing: list[int]) -> None:
         signal.signal(signal.SIGINT, signal.default_int_handler)
         for other in closing:
             os.close(other)
+        _name_process("lt-worker")  # its command line stays the template's
         import random
 
         import numpy as np
@@ -293,10 +294,20 @@ def _become_worker(fd: int, nice: int, closing: list[int]) -> None:
             os._exit(code)
 
 
+def _name_process(name: str) -> None:
+    """The name `top` and `ps -o comm` show (Linux; at most 15 characters), so a forked worker is not
+    taken for one more template."""
+    try:
+        Path("/proc/self/comm").write_text(name)
+    except OSError:
+        pass
+
+
 def serve(sock: socket.socket) -> None:
     """Import what a worker needs, say ready, then fork a worker per request until the server goes."""
     from livetrain.jobs.worker import preload
 
+    _name_process("lt-template")
     preload()
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_r, False)
