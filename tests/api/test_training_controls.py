@@ -219,4 +219,32 @@ def test_a_resumed_run_keeps_the_monitor_as_its_source_had_it(app, network_id):
     every = wait_for_run(client, start_run(client, network_id, epochs=1, mini_batch_size=64, monitor_every=7)["run_id"])
     response = client.post(f"/api/runs/{every['run_id']}/resume", json={"epochs": 1})
     resumed = wait_for_run(client, response.get_json()["run_id"])
-    assert resumed["params"]["extra"]["monitor"] == {"enabled": True, "every": 7}
+    assert resumed["params"]["extra"]["monitor"] == {"enabled": True, "every": 7, "explode_above": 1e3,
+                                                     "vanish_below": 1e-7}
+
+
+@pytest.mark.parametrize("body, field", [
+    ({"monitor_explode_above": 0}, "monitor_explode_above"),
+    ({"monitor_explode_above": "100"}, "monitor_explode_above"),
+    ({"monitor_vanish_below": -1e-6}, "monitor_vanish_below"),
+    ({"monitor_explode_above": 1e-3, "monitor_vanish_below": 1e-2}, "monitor_vanish_below"),
+])
+def test_bad_monitor_thresholds_are_400s_naming_the_field_and_create_no_run(app, network_id, body, field):
+    client = app.test_client()
+    before = client.get(f"/api/runs?network_id={network_id}").get_json()["total"]
+    response = client.post(f"/api/networks/{network_id}/train", json={"epochs": 1, **body})
+    assert response.status_code == 400, response.get_json()
+    assert response.get_json()["error"] == "validation_error"
+    assert response.get_json()["detail"]["field"] == field
+    assert client.get(f"/api/runs?network_id={network_id}").get_json()["total"] == before
+
+
+def test_a_runs_monitor_thresholds_are_recorded_and_kept_on_resume(app, network_id):
+    client = app.test_client()
+    source = wait_for_run(client, start_run(client, network_id, epochs=1, mini_batch_size=64,
+                                            monitor_explode_above=100, monitor_vanish_below=1e-6)["run_id"])
+    assert source["status"] == "completed"
+    assert source["params"]["extra"]["monitor"] == {"enabled": True, "every": None, "explode_above": 100.0,
+                                                    "vanish_below": 1e-6}
+    resumed = _resumed(client, source, epochs=1)
+    assert resumed["params"]["extra"]["monitor"] == source["params"]["extra"]["monitor"]

@@ -107,6 +107,11 @@ class TrainIn(Loose):
                        "default true for a network of layers"})
     monitor_every = WholeNumber(load_default=None, validate=Range(min=1, max=1_000_000), metadata={
         "description": "sample every N steps; default: by time, at most 4 a second"})
+    # checked by the service (livetrain.training.monitor_options), whose 400 names the field
+    monitor_explode_above = fields.Raw(load_default=None, metadata={
+        "description": "warn of exploding gradients when their global norm is above this; default 1000"})
+    monitor_vanish_below = fields.Raw(load_default=None, metadata={
+        "description": "warn of vanishing gradients when a layer's norm is below this; default 1e-7"})
 
 
 class ExperimentIn(Loose):
