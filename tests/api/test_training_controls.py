@@ -160,9 +160,9 @@ def test_the_learning_rate_is_in_every_update_live_and_caught_up(stopped_early, 
         assert event["learning_rate"] == pytest.approx(expected[event["epoch"] - 1])
 
 
-def _resumed(client, source: dict, epochs: int) -> dict:
-    """`source` resumed for `epochs` more, once it has ended."""
-    response = client.post(f"/api/runs/{source['run_id']}/resume", json={"epochs": epochs})
+def _resumed(client, source: dict, epochs: int, **body) -> dict:
+    """`source` resumed for `epochs` more (and the rest of `body`), once it has ended."""
+    response = client.post(f"/api/runs/{source['run_id']}/resume", json={"epochs": epochs, **body})
     assert response.status_code == 202, response.get_json()
     return wait_for_run(client, response.get_json()["run_id"])
 
@@ -204,6 +204,39 @@ def test_a_resumed_run_goes_on_counting_its_early_stopping_patience(stopped_earl
         torch.testing.assert_close(saved[name], best["model"][name], rtol=0, atol=0)
 
 
+def test_a_resume_with_early_stopping_null_trains_all_its_epochs_without_it(stopped_early, app):
+    client = app.test_client()
+    source = stopped_early["run"]
+    # inherited, the source's patience of 2 would end it after 2 of these 4 epochs (as the test above shows)
+    resumed = _resumed(client, source, epochs=4, early_stopping=None)
+    assert resumed["status"] == "completed" and resumed.get("stop_reason") is None
+    assert resumed["epochs_done"] == resumed["total_epochs"] == 5  # from the checkpoint of epoch 1
+    updates = client.get(f"/api/runs/{resumed['run_id']}/metrics").get_json()["metrics"]
+    assert [u["epoch"] for u in updates] == [2, 3, 4, 5]
+    assert "early_stopping" not in resumed["params"]
+    assert resumed["params"]["lr_schedule"] == source["params"]["lr_schedule"]  # the others still inherited
+
+
+def test_a_resume_with_lr_schedule_null_keeps_the_rate_constant(stopped_early, app):
+    client = app.test_client()
+    source = stopped_early["run"]
+    resumed = _resumed(client, source, epochs=2, lr_schedule=None)
+    assert resumed["status"] == "completed" and "lr_schedule" not in resumed["params"]
+    updates = client.get(f"/api/runs/{resumed['run_id']}/metrics").get_json()["metrics"]
+    # the source's base rate every epoch, not its schedule's 0.025 then 0.0125
+    assert [u["learning_rate"] for u in updates] == pytest.approx([0.05, 0.05])
+
+
+def test_null_controls_on_a_fresh_run_are_left_out_and_other_nulls_stay_refused(app, network_id):
+    client = app.test_client()
+    started = start_run(client, network_id, epochs=1, mini_batch_size=64, lr_schedule=None, clip_grad_norm=None,
+                        early_stopping=None)
+    params = wait_for_run(client, started["run_id"])["params"]
+    assert not {"lr_schedule", "clip_grad_norm", "early_stopping"} & set(params)
+    refused = client.post(f"/api/runs/{started['run_id']}/resume", json={"resume": None})
+    assert refused.status_code == 400 and refused.get_json()["error"] == "validation_error"
+
+
 def test_a_resumed_run_keeps_the_monitor_as_its_source_had_it(app, network_id):
     client = app.test_client()
     source = wait_for_run(client, start_run(client, network_id, epochs=1, mini_batch_size=64, monitor=False)["run_id"])
@@ -219,4 +252,32 @@ def test_a_resumed_run_keeps_the_monitor_as_its_source_had_it(app, network_id):
     every = wait_for_run(client, start_run(client, network_id, epochs=1, mini_batch_size=64, monitor_every=7)["run_id"])
     response = client.post(f"/api/runs/{every['run_id']}/resume", json={"epochs": 1})
     resumed = wait_for_run(client, response.get_json()["run_id"])
-    assert resumed["params"]["extra"]["monitor"] == {"enabled": True, "every": 7}
+    assert resumed["params"]["extra"]["monitor"] == {"enabled": True, "every": 7, "explode_above": 1e3,
+                                                     "vanish_below": 1e-7}
+
+
+@pytest.mark.parametrize("body, field", [
+    ({"monitor_explode_above": 0}, "monitor_explode_above"),
+    ({"monitor_explode_above": "100"}, "monitor_explode_above"),
+    ({"monitor_vanish_below": -1e-6}, "monitor_vanish_below"),
+    ({"monitor_explode_above": 1e-3, "monitor_vanish_below": 1e-2}, "monitor_vanish_below"),
+])
+def test_bad_monitor_thresholds_are_400s_naming_the_field_and_create_no_run(app, network_id, body, field):
+    client = app.test_client()
+    before = client.get(f"/api/runs?network_id={network_id}").get_json()["total"]
+    response = client.post(f"/api/networks/{network_id}/train", json={"epochs": 1, **body})
+    assert response.status_code == 400, response.get_json()
+    assert response.get_json()["error"] == "validation_error"
+    assert response.get_json()["detail"]["field"] == field
+    assert client.get(f"/api/runs?network_id={network_id}").get_json()["total"] == before
+
+
+def test_a_runs_monitor_thresholds_are_recorded_and_kept_on_resume(app, network_id):
+    client = app.test_client()
+    source = wait_for_run(client, start_run(client, network_id, epochs=1, mini_batch_size=64,
+                                            monitor_explode_above=100, monitor_vanish_below=1e-6)["run_id"])
+    assert source["status"] == "completed"
+    assert source["params"]["extra"]["monitor"] == {"enabled": True, "every": None, "explode_above": 100.0,
+                                                    "vanish_below": 1e-6}
+    resumed = _resumed(client, source, epochs=1)
+    assert resumed["params"]["extra"]["monitor"] == source["params"]["extra"]["monitor"]

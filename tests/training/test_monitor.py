@@ -238,6 +238,48 @@ def test_monitor_options_of_a_train_request():
     assert MonitorOptions.from_dict(None) == MonitorOptions(True, None)
 
 
+def test_warning_thresholds_of_a_train_request_are_positive_finite_and_in_order():
+    options = parse_monitor_options({"monitor_explode_above": 100, "monitor_vanish_below": 1e-6}, True)
+    assert (options.explode_above, options.vanish_below) == (100.0, 1e-6)
+    assert MonitorOptions.from_dict(options.to_dict()) == options
+    assert MonitorOptions.from_dict({"enabled": True, "every": None}) == MonitorOptions()  # a run before thresholds
+    for body, field in [({"monitor_explode_above": 0}, "monitor_explode_above"),
+                        ({"monitor_explode_above": -5.0}, "monitor_explode_above"),
+                        ({"monitor_explode_above": float("inf")}, "monitor_explode_above"),
+                        ({"monitor_vanish_below": float("nan")}, "monitor_vanish_below"),
+                        ({"monitor_vanish_below": "1e-6"}, "monitor_vanish_below"),
+                        ({"monitor_vanish_below": True}, "monitor_vanish_below"),
+                        ({"monitor_explode_above": 1, "monitor_vanish_below": 1}, "monitor_vanish_below"),
+                        ({"monitor_explode_above": 1e-8}, "monitor_explode_above")]:  # below the default vanish
+        with pytest.raises(ValidationError) as caught:
+            parse_monitor_options(body, True)
+        assert caught.value.detail["field"] == field, body
+    with pytest.raises(ValidationError):  # a layer_sizes network has no gradients to warn about
+        parse_monitor_options({"monitor_explode_above": 100}, False)
+
+
+def test_a_runs_explode_threshold_reaches_its_monitor_which_then_warns_where_the_default_does_not():
+    from livetrain.jobs.worker import start_monitor
+
+    class Engine:
+        device = "cpu"
+        monitor = None
+
+    def warnings_of(body: dict[str, Any]) -> list[str]:
+        model = known_model()
+        hp = parse_hyperparams(body, parse_network_spec({"layers": [{"type": "Linear", "out_features": 2}]}),
+                               max_epochs=10, n_train=100)
+        engine, sink = Engine(), Sink()
+        sink.monitor = None
+        start_monitor(engine, model, hp, sink, 0, 1)
+        one_step(engine.monitor, model, torch.optim.SGD(model.parameters(), lr=0.0), 0, torch.full((1, 2), 10.0))
+        return [w["kind"] for s in sink.stats for w in s["warnings"]]
+
+    # gradients of 10 per weight: a global norm of about 20, far below the default 1000
+    assert warnings_of({"monitor_every": 1}) == []
+    assert warnings_of({"monitor_every": 1, "monitor_explode_above": 5}) == ["exploding"]
+
+
 def test_the_monitor_inside_a_real_run_samples_every_layer_across_epochs():
     torch.set_num_threads(1)
     data = load_dataset("digits", "/nonexistent")
@@ -245,7 +287,7 @@ def test_the_monitor_inside_a_real_run_samples_every_layer_across_epochs():
                                           {"type": "Linear", "out_features": 10}]})
     hp = parse_hyperparams({"epochs": 2, "batch_size": 64, "monitor_every": 10}, spec, max_epochs=10,
                            n_train=len(data.X_train))
-    assert hp.extra["monitor"] == {"enabled": True, "every": 10}
+    assert hp.extra["monitor"] == {"enabled": True, "every": 10, "explode_above": 1e3, "vanish_below": 1e-7}
     model = build_model(spec, data.info.input_shape, data.info.task, data.info.n_classes, max_parameters=10**6)
     engine = TorchEngine(model, spec, hp, data)
     sink = Sink()

@@ -8,7 +8,7 @@ import io
 from apiflask import APIBlueprint
 from flask import Response, current_app
 
-from livetrain.api.schemas import LogsQuery, MetricsQuery, RowsIn, RunsQuery, TrainIn, present
+from livetrain.api.schemas import LogsQuery, MetricsQuery, RowsIn, RunsQuery, TrainIn, present, train_body
 from livetrain.services import run_logs
 from livetrain.store import Run
 
@@ -77,7 +77,7 @@ def cancel_run(run_id: str):
 @bp.input(TrainIn, arg_name="body")
 def resume_run(run_id: str, body):
     """Start a new run that continues this one from its last checkpoint."""
-    return run_started(_svc().runs.resume(run_id, present(body)))
+    return run_started(_svc().runs.resume(run_id, train_body(body)))
 
 
 def run_started(run: Run) -> tuple[dict, int]:

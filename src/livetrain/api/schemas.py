@@ -6,6 +6,8 @@ from apiflask import Schema, fields
 from apiflask.validators import Length, OneOf, Range
 from marshmallow import EXCLUDE
 
+from livetrain.training.spec import CONTROLS
+
 MAX_INDEX = 2**31 - 1  # offsets, sequence numbers and indexes beyond this fit no database integer
 
 
@@ -89,14 +91,18 @@ class TrainIn(Loose):
     momentum = Number(load_default=None)
     weight_decay = Number(load_default=None)
     seed = WholeNumber(load_default=None)
-    lr_schedule = fields.Raw(load_default=None, metadata={
+    # the training controls have no load_default, so a control left out is absent and one sent as null is
+    # None: on a resume, null switches off what the run would inherit (see `train_body`)
+    lr_schedule = fields.Raw(allow_none=True, metadata={
         "description": "a learning-rate schedule stepped each epoch: {'type': 'step', 'step_size', 'gamma'}, "
                        "{'type': 'exponential', 'gamma'}, {'type': 'cosine', 't_max', 'eta_min'} or "
-                       "{'type': 'reduce_on_plateau', 'factor', 'patience', 'min_lr', 'metric', 'mode'}"})
-    clip_grad_norm = Number(load_default=None, metadata={"description": "clip the gradients' total norm to this"})
-    early_stopping = fields.Raw(load_default=None, metadata={
+                       "{'type': 'reduce_on_plateau', 'factor', 'patience', 'min_lr', 'metric', 'mode'}; "
+                       "null: a constant rate"})
+    clip_grad_norm = Number(allow_none=True, metadata={
+        "description": "clip the gradients' total norm to this; null: no clipping"})
+    early_stopping = fields.Raw(allow_none=True, metadata={
         "description": "{'metric': 'val_loss', 'patience': 5, 'min_delta': 0, 'mode': inferred}; the run keeps "
-                       "its best epoch's weights"})
+                       "its best epoch's weights; null: no early stopping"})
     resume = Flag(load_default=False, metadata={"description": "continue from the latest checkpoint"})
     experiment_id = fields.String(load_default=None, metadata={"description": "default: the default experiment"})
     queue = fields.String(load_default=None, metadata={
@@ -107,6 +113,11 @@ class TrainIn(Loose):
                        "default true for a network of layers"})
     monitor_every = WholeNumber(load_default=None, validate=Range(min=1, max=1_000_000), metadata={
         "description": "sample every N steps; default: by time, at most 4 a second"})
+    # checked by the service (livetrain.training.monitor_options), whose 400 names the field
+    monitor_explode_above = fields.Raw(load_default=None, metadata={
+        "description": "warn of exploding gradients when their global norm is above this; default 1000"})
+    monitor_vanish_below = fields.Raw(load_default=None, metadata={
+        "description": "warn of vanishing gradients when a layer's norm is below this; default 1e-7"})
 
 
 class ExperimentIn(Loose):
@@ -178,6 +189,12 @@ class ExamplesQuery(Loose):
 def present(data: dict) -> dict:
     """Drop the fields a client did not send."""
     return {k: v for k, v in data.items() if v is not None}
+
+
+def train_body(data: dict) -> dict:
+    """`present`, except that a training control sent as null is kept: a resume inherits its source's
+    controls, and null is how a client switches one off for the new run."""
+    return {k: v for k, v in data.items() if v is not None or k in CONTROLS}
 
 
 class ModelIn(Loose):

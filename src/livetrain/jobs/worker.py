@@ -422,7 +422,8 @@ def start_monitor(engine, model, hp, callbacks: JobCallbacks, start_epoch: int, 
     if not options.enabled or not hasattr(engine, "monitor"):
         callbacks.on_log("debug", "monitor: off", "monitor")
         return
-    monitor = Monitor(callbacks, every=options.every, model=model)
+    monitor = Monitor(callbacks, every=options.every, explode_above=options.explode_above,
+                      vanish_below=options.vanish_below, model=model)
     monitor.epoch = start_epoch + 1
     engine.monitor = callbacks.monitor = monitor
     rate = (f"every {options.every} step{'' if options.every == 1 else 's'}" if options.every

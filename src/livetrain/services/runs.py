@@ -19,6 +19,7 @@ from livetrain.services.common import whole_number
 from livetrain.services.reporting import RunReporter
 from livetrain.store import Dataset, Network, Run, RunStatus
 from livetrain.store.entities import ACTIVE_STATUSES, DEFAULT_EXPERIMENT_ID, NETWORK_ALGORITHM
+from livetrain.training.monitor_options import THRESHOLDS
 from livetrain.training.spec import CONTROLS, NetworkSpec, parse_hyperparams
 
 log = logging.getLogger(__name__)
@@ -63,13 +64,16 @@ def dataset_job(dataset: Dataset) -> dict[str, Any]:
 def training_controls(params: dict[str, Any], spec: NetworkSpec) -> dict[str, Any]:
     """The training controls a run's stored `params` ran with, as a train request names them: the schedule,
     gradient clipping, early stopping, and the monitor as the run had it (kept in its params' extra; a run
-    started with "monitor": false must not be sampled when it is continued or retrained)."""
+    started with "monitor": false must not be sampled when it is continued or retrained, nor one given its
+    own warning thresholds warn at the defaults)."""
     out = {k: params[k] for k in CONTROLS if params.get(k) is not None}
     monitor = (params.get("extra") or {}).get("monitor") or {}
     if spec.kind == "layers" and "enabled" in monitor:
         out["monitor"] = bool(monitor["enabled"])
-    if spec.kind == "layers" and monitor.get("every") is not None:
-        out["monitor_every"] = monitor["every"]
+    if spec.kind == "layers":
+        for field, option in (("monitor_every", "every"), *THRESHOLDS.items()):
+            if monitor.get(option) is not None:
+                out[field] = monitor[option]
     return out
 
 

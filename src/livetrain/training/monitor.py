@@ -35,7 +35,12 @@ from typing import Any, Protocol
 import torch
 from torch import nn
 
-from livetrain.training.monitor_options import MonitorOptions, parse_monitor_options  # noqa: F401  (re-exported)
+from livetrain.training.monitor_options import (  # noqa: F401  (re-exported)
+    EXPLODE_ABOVE,
+    VANISH_BELOW,
+    MonitorOptions,
+    parse_monitor_options,
+)
 
 MAX_BINS = 64
 DEFAULT_BINS = 32
@@ -43,8 +48,6 @@ DEFAULT_INTERVAL = 0.25  # seconds between samples: at most 4 a second
 DEFAULT_BUDGET = 0.02  # the share of wall time the monitor may take
 STRETCH_EVERY = 600  # samples after which the interval doubles
 HISTOGRAM_INTERVAL = 1.0  # seconds between two samples that carry histograms
-EXPLODE_ABOVE = 1e3  # a global gradient norm above this (or not finite) is "exploding"
-VANISH_BELOW = 1e-7  # a layer gradient norm below this, with non-zero weights, is "vanishing"
 SATURATION = 0.99  # |tanh| above this, sigmoid outside (0.01, 0.99): saturated
 
 
