@@ -225,6 +225,8 @@ class ModelPredictIn(PredictIn):
 class NetworkPredictIn(PredictIn):
     version = fields.Raw(load_default=None, metadata={
         "description": "a network version (default: the registry's champion, else the latest)"})
+    head = fields.String(load_default=None, metadata={
+        "description": "a head's name: that head's own predictions; \"*\": every head's, by name"})
 
 
 class FeedbackIn(Loose):

@@ -537,6 +537,9 @@ class NetworkService:
         # a network a retraining trained on a derived dataset takes the raw inputs of its original
         dataset = self.datasets.input_dataset(self.datasets.get(network.dataset_id))
         if dataset.meta.get("kind") == "factorization" and "n" in body:
+            if body.get("head") is not None:  # the factors are both heads' outputs together
+                raise ValidationError("head applies to input/inputs, not to n: n's answer is made of every "
+                                      "head's output", detail={"field": "head"})
             return self.factorize(network, dataset, body["n"], version_number)
         if not dataset.builtin and not dataset.meta.get("passthrough"):
             return self._predict_rows(network, dataset, body, version_number)
@@ -552,21 +555,24 @@ class NetworkService:
             raise ValidationError(f"at most {self.settings.max_batch_inputs} inputs per request")
         X = numeric_rows(rows, dataset, noun="input", single=single)
         version = self.version(network, version_number)
-        return run_blocking(self._predict, network, version, dataset, X, bool(body.get("scaled", False)), single)
+        return run_blocking(self._predict, network, version, dataset, X, bool(body.get("scaled", False)), single,
+                            body.get("head"))
 
     def _predict_rows(self, network, dataset, body: dict[str, Any], version_number: int | None) -> dict[str, Any]:
         """Raw table rows (dicts by column, or lists in column order) through the dataset's pipeline."""
         rows, single = raw_rows(body, self.settings.max_batch_inputs)
         version = self.version(network, version_number)
         X = run_blocking(self.datasets.features, dataset, rows)
-        result = run_blocking(self._predict, network, version, dataset, X, True, single)
+        result = run_blocking(self._predict, network, version, dataset, X, True, single, body.get("head"))
         classes = dataset.meta.get("classes")
         if classes:
-            for item in result["predictions"]:
-                item["class_index"] = item["predicted"]
-                item["predicted"] = classes[item["predicted"]]
-            if single:
-                result["prediction"] = result["predictions"][0]["predicted"]
+            # every head of a classification dataset predicts a class index (binary: 0 or 1) of its labels
+            for answer in result["heads"].values() if "heads" in result else [result]:
+                for item in answer["predictions"]:
+                    item["class_index"] = item["predicted"]
+                    item["predicted"] = classes[item["predicted"]]
+                if single:
+                    answer["prediction"] = answer["predictions"][0]["predicted"]
         return result
 
     def factorize(self, network, dataset, n: Any, version_number: int | None = None) -> dict[str, Any]:
@@ -589,7 +595,9 @@ class NetworkService:
             "note": "a demonstration: the network guesses factors from digit patterns; it does not factorize",
         }
 
-    def _predict(self, network, version, dataset, X, scaled: bool, single: bool) -> dict[str, Any]:
+    def _predict(self, network, version, dataset, X, scaled: bool, single: bool,
+                 head: str | None = None) -> dict[str, Any]:
+        """The network's outputs as predictions; with `head`, that head's own (or, "*", every head's)."""
         import torch
 
         from livetrain.training.model import input_shape_for
@@ -597,16 +605,17 @@ class NetworkService:
         arrays = self.datasets.arrays(dataset.id)
         model, spec = self._model(network, version)
         inputs = X if scaled else arrays.preprocess(X)
+        x = torch.from_numpy(np.ascontiguousarray(inputs)).reshape(-1, *input_shape_for(spec, dataset.input_shape))
+        if head is not None:
+            return self._predict_heads(network, version, spec, model, arrays, x, head, single)
         with torch.no_grad():
-            out = model(torch.from_numpy(np.ascontiguousarray(inputs)).reshape(
-                -1, *input_shape_for(spec, dataset.input_shape))).numpy()
+            out = model(x).numpy()
         predictions = []
         if dataset.task == "classification":
             for row in out:
                 item = {"predicted": int(row.argmax()), "output": [float(v) for v in row]}
                 if spec.kind == "layers" and spec.loss == "cross_entropy":
-                    probs = np.exp(row - row.max())
-                    item["probabilities"] = [float(v) for v in probs / probs.sum()]
+                    item["probabilities"] = _softmax(row)
                 predictions.append(item)
         else:
             # the whole (rows, targets) block at once: the target's mean and std are a number for a
@@ -620,6 +629,20 @@ class NetworkService:
         if single:
             result.update(prediction=predictions[0]["predicted"], output=predictions[0]["output"])
         return result
+
+    def _predict_heads(self, network, version, spec, model, arrays, x, head: str, single: bool) -> dict[str, Any]:
+        """Named heads' predictions, each as its own task gives it: what a multi-task client asks for,
+        where the network's default answer is only its first classifying head (or its regression columns)."""
+        import torch
+
+        heads = _asked_heads(network, version, spec, head)
+        with torch.no_grad():
+            outs = model.forward_heads(x)
+        answers = {h["name"]: _head_answer(h, outs[h["name"]].numpy(), arrays, single) for h in heads}
+        result: dict[str, Any] = {"network_id": network.id, "version": version.version}
+        if head == ALL_HEADS:
+            return {**result, "heads": answers}
+        return {**result, "head": head, **answers[head]}
 
     # -- examples -------------------------------------------------------------
     def examples(self, network_id: str, kind: str) -> list[dict[str, Any]]:
@@ -649,3 +672,55 @@ class NetworkService:
                     return item
             raise NotFound(f"example {index} is not among the stored {kind} examples")
         return random.choice(items)
+
+
+ALL_HEADS = "*"  # predict's `head` for every head at once (a head's name has no "*")
+
+
+def _asked_heads(network, version, spec, head: str) -> list[dict[str, Any]]:
+    """The heads `head` names, from the version's own spec (the network's heads may have been edited since)."""
+    where = f"network {network.id} version {version.version}"
+    if not spec.heads:
+        raise ValidationError(f"{where} has no heads (its last layer is its output): leave out head",
+                              detail={"field": "head"})
+    names = [h["name"] for h in spec.heads]
+    if head != ALL_HEADS and head not in names:
+        raise ValidationError(f"{where} has no head {head!r}; its heads: {', '.join(names)} "
+                              f"(or {ALL_HEADS!r} for all)", detail={"field": "head", "heads": names})
+    asked = [h for h in spec.heads if head in (ALL_HEADS, h["name"])]
+    tokens = [h["name"] for h in asked if h["task"] == "sequence"]
+    if tokens:  # logits per position and token: a language model answers by generating, not here
+        raise ValidationError(f"{where}: head(s) {', '.join(tokens)} predict tokens per position; head takes "
+                              "classification, binary and regression heads", detail={"field": "head"})
+    return asked
+
+
+def _head_answer(head: dict[str, Any], out: np.ndarray, arrays, single: bool) -> dict[str, Any]:
+    """One head's predictions from its (rows, outputs) block, shaped by its task."""
+    task = head["task"]
+    if task == "classification":
+        predictions = []
+        for row in out:
+            item = {"predicted": int(row.argmax()), "output": [float(v) for v in row]}
+            if head["loss"] == "cross_entropy":
+                item["probabilities"] = _softmax(row)
+            predictions.append(item)
+    elif task == "binary":
+        probability = 1.0 / (1.0 + np.exp(-out[:, 0].astype(np.float64)))
+        predictions = [{"predicted": int(row[0] > 0), "probability": float(p), "output": [float(row[0])]}
+                       for row, p in zip(out, probability)]
+    else:  # regression
+        # the target's scaling is per column for an upload: unscale the head's column in its own place
+        values = np.asarray(arrays.unscale_target(np.repeat(out, arrays.n_outputs, axis=1)),
+                            dtype=np.float64).reshape(len(out), -1)[:, head["target"]]
+        predictions = [{"predicted": float(value), "output": [float(row[0])]} for row, value in zip(out, values)]
+    answer: dict[str, Any] = {"task": task, "predictions": predictions}
+    if single:
+        answer.update(prediction=predictions[0]["predicted"], output=predictions[0]["output"])
+    return answer
+
+
+def _softmax(logits: np.ndarray) -> list[float]:
+    """Probabilities from one row of logits."""
+    exp = np.exp(logits - logits.max())
+    return [float(v) for v in exp / exp.sum()]
