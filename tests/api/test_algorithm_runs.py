@@ -414,6 +414,14 @@ def test_predicting_bad_rows_is_refused(zoo, rows, message):
     assert body["error"] == "bad_input" and message in body["message"]
 
 
+def test_a_runs_predict_refuses_a_head_instead_of_ignoring_it(zoo):
+    client = zoo.app.test_client()
+    response = client.post(f"/api/runs/{zoo.runs['knn-iris']['run_id']}/predict",
+                           json={"rows": [[5.1, 3.5, 1.4, 0.2]], "head": "*"})
+    assert response.status_code == 400
+    assert response.get_json()["detail"] == {"field": "head"}
+
+
 @pytest.mark.parametrize("key", ["random_forest-iris", "gradient_boosting-iris", "knn-diabetes"])
 def test_the_downloaded_model_scores_what_the_run_reported(zoo, key):
     import joblib

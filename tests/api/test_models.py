@@ -165,6 +165,15 @@ def test_predict_uses_the_champion_unless_a_version_or_alias_is_named(client, tr
     assert (r.status_code, r.get_json()["error"]) == (404, "no_alias")
 
 
+def test_a_head_is_refused_by_the_registrys_predict_with_where_to_ask(client, model):
+    r = client.post(f"/api/models/{model}/predict", json={"input": IRIS_SETOSA, "head": "species"})
+    assert r.status_code == 400
+    body = r.get_json()
+    assert body["error"] == "validation_error" and "/api/networks/{id}/predict" in body["message"]
+    assert body["detail"] == {"field": "head"}
+    assert client.post(f"/api/models/{model}/predict", json={"input": IRIS_SETOSA}).status_code == 200
+
+
 def test_network_predict_uses_the_champion_of_a_registry(client, trained, model):
     network_id = trained["network_id"]
     assert client.post(f"/api/networks/{network_id}/predict", json={"input": IRIS_SETOSA}).get_json()["version"] == 1

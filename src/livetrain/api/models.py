@@ -15,6 +15,7 @@ from livetrain.api.schemas import (
     PolicyIn,
     ReasonIn,
     present,
+    refuse_head,
 )
 from livetrain.auth import requires
 
@@ -101,6 +102,7 @@ def alias_history(name: str):
 @bp.input(ModelPredictIn, arg_name="body")
 def predict(name: str, body):
     """Predict with the champion (or the version or alias named); each prediction has a prediction_id."""
+    refuse_head(body, "a registered model's predict")
     return _registry().predict(name, present(body))
 
 

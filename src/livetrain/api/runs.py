@@ -8,7 +8,16 @@ import io
 from apiflask import APIBlueprint
 from flask import Response, current_app
 
-from livetrain.api.schemas import LogsQuery, MetricsQuery, RowsIn, RunsQuery, TrainIn, present, train_body
+from livetrain.api.schemas import (
+    LogsQuery,
+    MetricsQuery,
+    RowsIn,
+    RunsQuery,
+    TrainIn,
+    present,
+    refuse_head,
+    train_body,
+)
 from livetrain.services import run_logs
 from livetrain.store import Run
 
@@ -51,6 +60,7 @@ def rerun(run_id: str):
 @bp.input(RowsIn, arg_name="body")
 def predict(run_id: str, body):
     """Predict raw rows with a completed run's model (through the dataset's stored preprocessing)."""
+    refuse_head(body, "a run's predict")
     return _svc().models.predict(run_id, present(body))
 
 

@@ -6,6 +6,7 @@ from apiflask import Schema, fields
 from apiflask.validators import Length, OneOf, Range
 from marshmallow import EXCLUDE
 
+from livetrain.errors import ValidationError
 from livetrain.training.spec import CONTROLS
 
 MAX_INDEX = 2**31 - 1  # offsets, sequence numbers and indexes beyond this fit no database integer
@@ -146,7 +147,21 @@ class PageQuery(Loose):
     offset = fields.Integer(load_default=0, validate=Range(min=0, max=MAX_INDEX))
 
 
+# the field a multi-head network's predict takes; declared where it is refused, so it is not dropped silently
+NO_HEAD = {"description": "not taken here (400): a head's own predictions come from POST "
+                          "/api/networks/{id}/predict"}
+
+
+def refuse_head(body: dict, where: str) -> None:
+    """400 for `head` on a predict that answers with the model's default output only."""
+    if body.get("head") is not None:
+        raise ValidationError(f"{where} answers with the model's default output and takes no head; for one head's "
+                              "predictions (or \"*\" for all) use POST /api/networks/{id}/predict",
+                              detail={"field": "head"})
+
+
 class RowsIn(Loose):
+    head = fields.Raw(load_default=None, metadata=NO_HEAD)
     rows = optional_list(fields.Raw(), metadata={
         "description": "raw rows: objects by column name, or lists in column order"})
     row = fields.Raw(load_default=None, metadata={"description": "one raw row"})
@@ -218,6 +233,7 @@ class ReasonIn(Loose):
 
 
 class ModelPredictIn(PredictIn):
+    head = fields.Raw(load_default=None, metadata=NO_HEAD)
     version = fields.Raw(load_default=None, metadata={"description": "a model version (default: the champion)"})
     alias = fields.String(load_default=None, metadata={"description": "an alias (default: champion)"})
 
