@@ -16,12 +16,7 @@ from tests.training.test_trainer import IRIS_MLP, Recorder, setup, weights
 BODY = {"layers": IRIS_MLP, "optimizer": "sgd", "learning_rate": 0.1, "momentum": 0.0}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 class Watcher:

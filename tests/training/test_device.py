@@ -2,7 +2,7 @@
 
 Most machines that run these have no GPU: torch's "meta" device (shapes without data) stands in for a second
 device where only placement matters; the tests marked `needs_cuda` run where torch sees a GPU.
-The trainer tests' autouse `one_torch_thread` is imported: these small models run fastest on one.
+Like the trainer's tests, these run on one torch thread (`one_torch_thread`): small models run fastest on one.
 """
 
 from __future__ import annotations
@@ -17,7 +17,9 @@ import torch
 from livetrain.training.device import describe, resolve_device, to_cpu
 from livetrain.training.examples import collect_examples
 from livetrain.training.trainer import make_engine, train
-from tests.training.test_trainer import IRIS_MLP, Recorder, one_torch_thread, setup, weights  # noqa: F401
+from tests.training.test_trainer import IRIS_MLP, Recorder, setup, weights
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 HAS_CUDA = torch.cuda.is_available()
 needs_cuda = pytest.mark.skipif(not HAS_CUDA, reason="torch sees no CUDA device")

@@ -24,12 +24,7 @@ TWO_TARGETS = {"layers": DIGIT_TRUNK, "learning_rate": 0.003, "heads": [
     {"name": "hundreds", "task": "regression", "target": 1, "loss": "huber", "weight": 2.0}]}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def heads_body(*heads, layers=MLP, **body):
@@ -168,13 +163,21 @@ def test_a_sequence_head_predicts_per_position():
 
 # -- training several heads ---------------------------------------------------------------------
 
-def test_one_head_per_target_column_learns_both_and_reports_each():
-    data = digit_targets()
-    spec = parse_network_spec(TWO_TARGETS)
-    model = build_model(spec, [4], "regression", 0, max_parameters=10**7, n_outputs=2)
-    hp = parse_hyperparams({"epochs": 4, "batch_size": 32}, spec, max_epochs=10, n_train=len(data.X_train))
+def trained(body: dict, data, epochs: int):
+    """A network of `body` built for `data` and trained `epochs` epochs at mini-batch 32: spec, model,
+    hyper-parameters and the recorder that kept every epoch."""
+    spec = parse_network_spec(body)
+    model = build_model(spec, data.info.input_shape, data.info.task, data.info.n_classes, max_parameters=10**7,
+                        n_outputs=data.n_outputs)
+    hp = parse_hyperparams({"epochs": epochs, "batch_size": 32}, spec, max_epochs=10, n_train=len(data.X_train))
     rec = Recorder()
     train(model, spec, hp, data, rec)
+    return spec, model, hp, rec
+
+
+def test_one_head_per_target_column_learns_both_and_reports_each():
+    data = digit_targets()
+    spec, model, hp, rec = trained(TWO_TARGETS, data, epochs=4)
     first, last = rec.epochs[0], rec.epochs[-1]
     assert set(last.extra) == {"head.mod7.loss", "head.mod7.r2", "head.hundreds.loss", "head.hundreds.r2", "r2"}
     # the loss reported is the weighted total of the heads' losses
@@ -197,11 +200,7 @@ def test_a_classifier_with_a_binary_head_on_breast_cancer_learns_both():
     data = load_dataset("breast_cancer", "/nonexistent")
     body = heads_body({"name": "diagnosis", "task": "classification"},
                       {"name": "benign", "task": "binary", "attach": 1, "weight": 0.5}, learning_rate=0.01)
-    spec = parse_network_spec(body)
-    model = build_model(spec, data.info.input_shape, "classification", 2, max_parameters=10**7)
-    hp = parse_hyperparams({"epochs": 5, "batch_size": 32}, spec, max_epochs=10, n_train=len(data.X_train))
-    rec = Recorder()
-    train(model, spec, hp, data, rec)
+    spec, model, hp, rec = trained(body, data, epochs=5)
     last = rec.epochs[-1]
     assert last.extra["head.diagnosis.accuracy"] > 0.9
     assert last.extra["head.benign.accuracy"] > 0.9
@@ -218,11 +217,7 @@ def test_an_auxiliary_classifier_on_an_earlier_layer_trains_with_the_main_one():
     data = load_dataset("digits", "/nonexistent")
     body = heads_body({"name": "main", "task": "classification"},
                       {"name": "aux", "task": "classification", "attach": 1, "weight": 0.3}, learning_rate=0.01)
-    spec = parse_network_spec(body)
-    model = build_model(spec, data.info.input_shape, "classification", 10, max_parameters=10**7)
-    hp = parse_hyperparams({"epochs": 3, "batch_size": 32}, spec, max_epochs=10, n_train=len(data.X_train))
-    rec = Recorder()
-    train(model, spec, hp, data, rec)
+    spec, model, hp, rec = trained(body, data, epochs=3)
     last = rec.epochs[-1]
     assert last.extra["head.main.accuracy"] > 0.85 and last.extra["head.aux.accuracy"] > 0.85  # chance: 0.1
     # the checkpoint loads into a fresh build and predicts the same

@@ -30,12 +30,7 @@ TOKENS = ([T], "classification", 2)  # a text dataset: T token ids per row, two 
 EMBED = {"type": "Embedding", "num_embeddings": VOCAB, "embedding_dim": 16, "padding_idx": 0}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def build(layers, dataset=TOKENS, **body):

@@ -23,13 +23,7 @@ MLP = [{"type": "Linear", "out_features": 32}, {"type": "ReLU"}, {"type": "Linea
 IRIS_MLP = [{"type": "Linear", "out_features": 16}, {"type": "ReLU"}, {"type": "Linear", "out_features": 3}]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Small models are bound by per-step overhead: one thread, as a worker of a busy server gets, is fastest."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 class Recorder:
